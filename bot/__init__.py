@@ -1,0 +1,1 @@
+"""paperboy's Discord side (slash commands, channel feeds). Empty until the bot issue lands."""

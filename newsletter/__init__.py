@@ -1,0 +1,1 @@
+"""paperboy's pipeline: everything that is not Discord."""

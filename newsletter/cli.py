@@ -1,0 +1,237 @@
+"""The `paperboy` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import Engine
+
+from newsletter.config import get_settings
+from newsletter.db import DatabaseError, make_engine, open_database, upgrade
+from newsletter.ingest import IngestResult, Outcome, ingest_bytes
+from newsletter.queries import ListedPaper, UnknownDigest, list_digests, list_papers
+from newsletter.sources import MAX_DIGEST_BYTES, DigestError
+
+app = typer.Typer(
+    help="paperboy: research-paper digests matched to your topics.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 1
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every event.")] = False,
+) -> None:
+    level = logging.INFO if verbose else get_settings().log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err.print(Text(f"error: {message}", style="red"))
+    return typer.Exit(code)
+
+
+def _engine() -> Engine:
+    try:
+        return open_database(get_settings().database_url)
+    except DatabaseError as problem:
+        raise _fail(str(problem), EXIT_UNAVAILABLE) from None
+
+
+def _expand(paths: list[str]) -> Iterator[str]:
+    """Files as given; folders as their non-hidden files, recursively, in name order."""
+    for raw in paths:
+        path = Path(raw)
+        if raw != "-" and path.is_dir():
+            yield from (
+                str(p)
+                for p in sorted(path.rglob("*"))
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        else:
+            yield raw
+
+
+def _read(name: str) -> bytes:
+    """Read at most one byte past the limit, so an endless stream cannot exhaust memory."""
+    if name == "-":
+        return sys.stdin.buffer.read(MAX_DIGEST_BYTES + 1)
+    with open(name, "rb") as handle:
+        return handle.read(MAX_DIGEST_BYTES + 1)
+
+
+def _report(result: IngestResult) -> None:
+    origin = Text(f"{result.origin}: ", style="bold")
+    if result.outcome is Outcome.STORED:
+        line = Text.assemble(
+            origin,
+            (f"stored as digest {result.digest_id}", "green"),
+            f" ({result.source_format}, {result.digest_date}): {result.papers} papers, "
+            f"{result.new} new, {result.updated} updated",
+        )
+    elif result.outcome is Outcome.ALREADY:
+        line = Text.assemble(
+            origin, (f"already ingested as digest {result.digest_id}", "yellow"), ", nothing new"
+        )
+    else:
+        line = Text.assemble(origin, (f"empty {result.source_format} digest", "yellow"), ", nothing stored")
+    out.print(line)
+    if result.outcome is Outcome.STORED and result.date_note and "no year" in result.date_note:
+        out.print(Text(f"  {result.date_note}", style="dim"))
+
+
+@app.command()
+def ingest(
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Digest files or folders; '-' reads standard input. Default: the inbox."),
+    ] = None,
+) -> None:
+    """Parse digests and store their papers; a digest already stored is skipped.
+
+    Each digest is one transaction: a malformed one is rejected whole, with the file and the
+    line or JSON path that is wrong, and the others still go in. Exit code 2 if any was bad.
+    """
+    if not paths:
+        inbox = get_settings().inbox_dir
+        if not inbox.is_dir():
+            raise _fail(
+                f"inbox folder {inbox} does not exist: give digest paths, or create it "
+                "(PAPERBOY_INBOX_DIR)",
+                EXIT_BAD_INPUT,
+            )
+        paths = [str(inbox)]
+    names = list(_expand(paths))
+    if not names:
+        raise _fail(f"no digest files in {', '.join(paths)}", EXIT_BAD_INPUT)
+    engine = _engine()
+    results, bad = [], 0
+    for name in names:
+        origin = "<stdin>" if name == "-" else name
+        try:
+            result = ingest_bytes(engine, _read(name), origin)
+        except OSError as problem:
+            err.print(Text(f"error: {origin}: cannot read: {problem.strerror}", style="red"))
+            bad += 1
+            continue
+        except DigestError as problem:
+            err.print(Text(f"error: {problem}", style="red"))
+            bad += 1
+            continue
+        _report(result)
+        results.append(result)
+    stored = [r for r in results if r.outcome is Outcome.STORED]
+    out.print(
+        f"{len(names)} digest(s): {len(stored)} stored "
+        f"({sum(r.new for r in stored)} new papers, {sum(r.updated for r in stored)} updated), "
+        f"{sum(r.outcome is Outcome.ALREADY for r in results)} already ingested, "
+        f"{sum(r.outcome is Outcome.EMPTY for r in results)} empty, {bad} rejected"
+    )
+    if bad:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _paper_json(item: ListedPaper) -> dict[str, Any]:
+    paper = item.paper
+    data = paper.model_dump(exclude={"title_key"})
+    data["first_seen_at"] = paper.first_seen_at.isoformat()
+    data["updated_at"] = paper.updated_at.isoformat()
+    if item.position is not None:
+        data["position"] = item.position
+        data["announce_type"] = item.announce_type
+    return data
+
+
+def _authors(authors: list[str]) -> str:
+    return ", ".join(authors[:2]) + (" et al." if len(authors) > 2 else "")
+
+
+@app.command()
+def papers(
+    digest: Annotated[int | None, typer.Option(help="Only this digest's papers, in its order.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Show at most this many.")] = None,
+) -> None:
+    """List stored papers."""
+    try:
+        items = list_papers(_engine(), digest, limit)
+    except UnknownDigest as problem:
+        raise _fail(str(problem), EXIT_BAD_INPUT) from None
+    if as_json:
+        sys.stdout.write(json.dumps([_paper_json(i) for i in items], ensure_ascii=False, indent=2))
+        sys.stdout.write("\n")
+        return
+    table = Table(title=f"digest {digest}" if digest else "papers", show_lines=False)
+    table.add_column("#" if digest else "id", justify="right")
+    table.add_column("arXiv")
+    table.add_column("title", overflow="fold")
+    table.add_column("authors", overflow="fold", max_width=30)
+    table.add_column("▲", justify="right")
+    for item in items:
+        table.add_row(
+            str(item.position if digest else item.paper.id),
+            item.paper.arxiv_id or "-",
+            Text(item.paper.title),
+            Text(_authors(item.paper.authors)),
+            "" if item.paper.upvotes is None else str(item.paper.upvotes),
+        )
+    out.print(table)
+    out.print(f"{len(items)} paper(s)")
+
+
+@app.command()
+def digests(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List ingested digests with their dates and where each date came from."""
+    rows = list_digests(_engine())
+    if as_json:
+        data = [
+            row.model_dump(mode="json", exclude={"content_hash"}) | {"sha256": row.content_hash}
+            for row in rows
+        ]
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        return
+    table = Table(title="digests")
+    for name in ("id", "date", "format", "papers", "origin", "date from"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.digest_date.isoformat(),
+            row.source_format,
+            str(row.paper_count),
+            Text(row.origin),
+            Text(row.date_note, style="dim"),
+        )
+    out.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply database migrations (every command also does this on first use)."""
+    try:
+        upgrade(make_engine(get_settings().database_url), revision)
+    except Exception as problem:  # noqa: BLE001 - reported in one line, as every CLI error is
+        raise _fail(f"upgrade failed: {problem}", EXIT_UNAVAILABLE) from None
+    out.print(f"database at revision {revision}")

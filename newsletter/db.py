@@ -1,0 +1,85 @@
+"""Engine and schema: the database is brought to the newest migration on first use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# Any constant works; it only has to be the same in every paperboy process.
+_MIGRATION_LOCK = 7_270_001
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be opened or upgraded; the message says which and why."""
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(connection: object, _record: object) -> None:
+    cursor = connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations; on PostgreSQL an advisory lock keeps concurrent starters in line."""
+    config = _alembic_config()
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def open_database(url: str) -> Engine:
+    """An engine on an up-to-date schema, or a `DatabaseError` that says what failed."""
+    try:
+        safe = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise DatabaseError(f"{url!r} is not a database URL (PAPERBOY_DATABASE_URL)") from None
+    try:
+        engine = make_engine(url)
+        if current_revision(engine) != head_revision():
+            upgrade(engine)
+    except ImportError as err:
+        raise DatabaseError(
+            f"cannot open database {safe}: driver missing ({err.name}); for PostgreSQL "
+            "install paperboy[postgres]"
+        ) from err
+    except (SQLAlchemyError, CommandError, OSError) as err:
+        reason = str(err).splitlines()[0]
+        raise DatabaseError(f"cannot open database {safe}: {reason}") from err
+    return engine

@@ -1,0 +1,90 @@
+"""Tables. Times are naive UTC: SQLite keeps no time zone, so none is stored anywhere."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Digest(SQLModel, table=True):
+    """One ingested digest file or download; its content hash makes ingesting idempotent."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    content_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    source_format: str = Field(sa_column=Column(String(32), nullable=False))
+    origin: str = Field(sa_column=Column(Text, nullable=False))
+    title: str | None = Field(default=None, sa_column=Column(Text))
+    digest_date: date = Field(index=True)
+    date_note: str = Field(sa_column=Column(Text, nullable=False))
+    """Where the date came from, e.g. the year inferred for a page capture that shows none."""
+    paper_count: int
+    ingested_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=False), nullable=False)
+    )
+
+
+class Paper(SQLModel, table=True):
+    """A paper stored once however many digests list it: by arXiv id, else by normalised title."""
+
+    __table_args__ = (
+        # Title-only papers (page captures) are unique by title; papers with an arXiv id may
+        # share a title, as real papers sometimes do.
+        Index(
+            "uq_paper_title_key_without_arxiv_id",
+            "title_key",
+            unique=True,
+            sqlite_where=text("arxiv_id IS NULL"),
+            postgresql_where=text("arxiv_id IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    arxiv_id: str | None = Field(default=None, sa_column=Column(String(64), unique=True))
+    version: int | None = None
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    title_key: str = Field(sa_column=Column(String(500), nullable=False, index=True))
+    abstract: str = Field(sa_column=Column(Text, nullable=False))
+    authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    upvotes: int | None = None
+    first_seen_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=False), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=False), nullable=False)
+    )
+
+
+class DigestPaper(SQLModel, table=True):
+    """A paper's place in one digest, with what that digest said about it."""
+
+    __tablename__ = "digest_paper"
+    __table_args__ = (UniqueConstraint("digest_id", "position"),)
+
+    digest_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("digest.id", ondelete="CASCADE"), primary_key=True)
+    )
+    paper_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("paper.id"), primary_key=True, index=True)
+    )
+    position: int
+    announce_type: str | None = Field(default=None, sa_column=Column(String(32)))
+    upvotes: int | None = None

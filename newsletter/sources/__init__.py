@@ -1,0 +1,51 @@
+"""Digest formats -> `ParsedDigest`, the format told from the content, never the file name."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from newsletter.sources import arxiv_feed, hf_daily_json, hf_page_text
+from newsletter.sources.base import (
+    MAX_DIGEST_BYTES,
+    DigestError,
+    ParsedDigest,
+    ParsedPaper,
+    decode_utf8,
+)
+
+__all__ = ["FORMATS", "MAX_DIGEST_BYTES", "DigestError", "ParsedDigest", "ParsedPaper", "parse_digest"]
+
+FORMATS = (hf_page_text.FORMAT, hf_daily_json.FORMAT, arxiv_feed.RSS_FORMAT, arxiv_feed.ATOM_FORMAT)
+
+
+def _parse(data: bytes, now: datetime, date_hint: date | None) -> ParsedDigest:
+    if len(data) > MAX_DIGEST_BYTES:
+        raise DigestError(
+            "line 1", f"{len(data):,} bytes is over the digest size limit of {MAX_DIGEST_BYTES:,}"
+        )
+    head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head:
+        raise DigestError("line 1", "empty file: expected a digest")
+    if head[:1] in (b"[", b"{"):
+        return hf_daily_json.parse(decode_utf8(data), now, date_hint)
+    if head[:1] == b"<":
+        return arxiv_feed.parse(data, now)
+    text = decode_utf8(data)
+    if not hf_page_text.looks_like_page_text(text):
+        raise DigestError(
+            "line 1",
+            "not a digest: expected a daily-papers JSON array, an arXiv RSS/Atom feed, or a "
+            "Daily Papers page capture (chrome, a date line like 'Sep 9', titles and abstracts)",
+        )
+    return hf_page_text.parse(text, now)
+
+
+def parse_digest(
+    data: bytes, origin: str, now: datetime, date_hint: date | None = None
+) -> ParsedDigest:
+    """Parse one digest; every failure is a `DigestError` that names `origin` and the place."""
+    try:
+        return _parse(data, now, date_hint)
+    except DigestError as err:
+        err.origin = origin
+        raise

@@ -1,0 +1,128 @@
+"""arXiv listings: the daily RSS 2.0 feed and the Atom replies of the query API, via feedparser.
+
+Both carry versioned ids; papers are keyed by the id without its version, and the version
+and announce type are kept so a `replace` announcement updates the stored paper.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import xml.sax
+from datetime import date, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import feedparser
+
+from newsletter.sources.base import (
+    DigestError,
+    ParsedDigest,
+    ParsedPaper,
+    arxiv_abs_url,
+    checked_paper,
+    collapse_spaces,
+    split_arxiv_id,
+    unwrap,
+)
+
+RSS_FORMAT = "arxiv-rss"
+ATOM_FORMAT = "arxiv-atom"
+_ABSTRACT_MARK = re.compile(r"(?:^|\n)\s*Abstract:\s*")
+_AUTHOR_SPLIT = re.compile(r",\s*|\s+and\s+")
+
+
+def _feed_date(raw: str | None, parsed: time.struct_time | None) -> date | None:
+    """The date as the feed wrote it (arXiv stamps midnight US Eastern), not shifted to UTC."""
+    if raw:
+        try:
+            return parsedate_to_datetime(raw).date()
+        except (TypeError, ValueError):
+            try:
+                return datetime.fromisoformat(raw).date()
+            except ValueError:
+                pass
+    if parsed:
+        return date(parsed.tm_year, parsed.tm_mon, parsed.tm_mday)
+    return None
+
+
+def _digest_date(feed: Any, entries: list[Any], now: datetime) -> tuple[date, str]:
+    for key, label in (("published", "channel pubDate"), ("updated", "feed updated date")):
+        found = _feed_date(feed.get(key), feed.get(f"{key}_parsed"))
+        if found:
+            return found, label
+    dated = [_feed_date(e.get("published"), e.get("published_parsed")) for e in entries]
+    dates = [d for d in dated if d]
+    if dates:
+        return max(dates), "latest entry date"
+    return now.date(), "no dates in the feed: took the ingest date"
+
+
+def _entry_id(entry: Any, where: str) -> tuple[str, int | None]:
+    for candidate in (entry.get("id"), entry.get("link")):
+        if candidate and (found := split_arxiv_id(candidate)):
+            return found
+    raise DigestError(where, "expected an arXiv id in <guid>, <id> or <link>, found none")
+
+
+def _authors(entry: Any) -> tuple[str, ...]:
+    names = [a.get("name", "") for a in entry.get("authors", [])]
+    if len(names) == 1:  # RSS puts every author in one dc:creator
+        names = _AUTHOR_SPLIT.split(names[0])
+    return tuple(n for n in (collapse_spaces(n) for n in names) if n)
+
+
+def _abstract(entry: Any) -> str:
+    summary = entry.get("summary", "")
+    parts = _ABSTRACT_MARK.split(summary, maxsplit=1)
+    return unwrap(parts[1] if len(parts) == 2 else summary)
+
+
+def _paper(entry: Any, where: str) -> ParsedPaper:
+    arxiv_id, version = _entry_id(entry, where)
+    announce = entry.get("arxiv_announce_type")
+    return checked_paper(
+        where,
+        ParsedPaper(
+            title=collapse_spaces(entry.get("title", "")),
+            abstract=_abstract(entry),
+            url=arxiv_abs_url(arxiv_id),
+            authors=_authors(entry),
+            arxiv_id=arxiv_id,
+            version=version,
+            categories=tuple(t["term"] for t in entry.get("tags", []) if t.get("term")),
+            announce_type=collapse_spaces(announce) if announce else None,
+        ),
+    )
+
+
+def parse(data: bytes, now: datetime) -> ParsedDigest:
+    result = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
+    problem = result.get("bozo_exception")
+    if isinstance(problem, xml.sax.SAXParseException):
+        raise DigestError(
+            f"line {problem.getLineNumber()}", f"not well-formed XML: {problem.getMessage()}"
+        )
+    version = result.get("version", "")
+    if version.startswith("rss"):
+        source_format, item = RSS_FORMAT, "item"
+    elif version.startswith("atom"):
+        source_format, item = ATOM_FORMAT, "entry"
+    else:
+        raise DigestError("line 1", "expected an RSS 2.0 or Atom feed, found other XML")
+    entries = result.entries
+    if (
+        source_format == ATOM_FORMAT
+        and len(entries) == 1
+        and entries[0].get("title", "").strip() == "Error"
+    ):
+        raise DigestError(
+            f"{item} 1", f"the arXiv API answered with an error: {entries[0].get('summary', '')!r}"
+        )
+    papers = [_paper(entry, f"{item} {n}") for n, entry in enumerate(entries, start=1)]
+    day, note = _digest_date(result.feed, entries, now)
+    title = collapse_spaces(result.feed.get("title", "")) or None
+    return ParsedDigest(
+        source_format=source_format, digest_date=day, date_note=note, papers=papers, title=title
+    )
