@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -27,16 +30,39 @@ def make_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(parsed, pool_pre_ping=True)
 
 
-def _sqlite_pragmas(connection: object, _record: object) -> None:
-    cursor = connection.cursor()  # type: ignore[attr-defined]
+def writing(engine: Engine) -> Engine:
+    """The engine for a transaction that will write.
+
+    SQLite's default deferred BEGIN takes the write lock only at the first write, and two
+    such transactions can deadlock on it (one gets "database is locked" at once); BEGIN
+    IMMEDIATE queues writers behind the busy timeout instead. Other databases lock per row.
+    """
+    if engine.dialect.name != "sqlite":
+        return engine
+    return engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+
+
+def _sqlite_connect(connection: Any, _record: object) -> None:
+    # pysqlite's own transaction handling skips BEGIN before DDL; let SQLAlchemy emit it.
+    connection.isolation_level = None
+    cursor = connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # WAL lets readers run beside the writer. The mode is stored in the file, so only the
+    # first connection ever switches it; one racing it gets "locked" and can let it be.
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        with contextlib.suppress(sqlite3.OperationalError):
+            cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
 
 
 def _alembic_config() -> Config:
@@ -57,7 +83,7 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations; on PostgreSQL an advisory lock keeps concurrent starters in line."""
     config = _alembic_config()
-    with engine.begin() as connection:
+    with writing(engine).begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         config.attributes["connection"] = connection

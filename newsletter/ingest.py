@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from newsletter.db import writing
 from newsletter.models import Digest, DigestPaper, Paper
 from newsletter.sources import ParsedDigest, ParsedPaper, parse_digest
 
@@ -189,7 +190,7 @@ def _store(
 ) -> IngestResult:
     papers = _unique_in_digest(parsed.papers)
     new = updated = 0
-    with Session(engine) as session, session.begin():
+    with Session(writing(engine)) as session, session.begin():
         digest = Digest(
             content_hash=digest_hash,
             source_format=parsed.source_format,

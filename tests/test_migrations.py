@@ -1,0 +1,61 @@
+"""Schema migrations: applied on first use, in step with the models, safe to run twice."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+from sqlmodel import SQLModel
+
+from newsletter.db import DatabaseError, current_revision, head_revision, make_engine, open_database
+from newsletter.ingest import ingest_bytes
+from tests.conftest import NOW, SEED
+
+
+def test_first_use_creates_the_schema_at_the_newest_revision(database_url: str) -> None:
+    engine = open_database(database_url)
+    assert current_revision(engine) == head_revision()
+    assert {"digest", "paper", "digest_paper"} <= set(inspect(engine).get_table_names())
+
+
+def test_migrations_create_exactly_what_the_models_describe(engine: Engine) -> None:
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    assert differences == []
+
+
+def test_reopening_keeps_every_row(database_url: str) -> None:
+    ingest_bytes(open_database(database_url), SEED.read_bytes(), "seed", NOW)
+    engine = open_database(database_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM paper")).scalar_one() == 76
+
+
+def test_two_starters_at_once_both_get_a_ready_schema(database_url: str) -> None:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        engines = list(pool.map(open_database, [database_url, database_url]))
+    assert [current_revision(e) for e in engines] == [head_revision()] * 2
+
+
+def test_a_database_from_a_newer_paperboy_is_refused_clearly(database_url: str) -> None:
+    open_database(database_url)
+    with make_engine(database_url).begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'f00d'"))
+    with pytest.raises(DatabaseError, match=r"cannot open database .*f00d"):
+        open_database(database_url)
+
+
+def test_an_unreachable_server_is_named_without_its_password() -> None:
+    url = "postgresql+psycopg://paperboy:s3cret@127.0.0.1:1/none"
+    with pytest.raises(DatabaseError) as caught:
+        open_database(url)
+    assert "127.0.0.1:1/none" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_a_malformed_url_is_refused_clearly() -> None:
+    with pytest.raises(DatabaseError, match="is not a database URL"):
+        open_database("not a url")
