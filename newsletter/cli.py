@@ -64,7 +64,8 @@ def _expand(paths: list[str]) -> Iterator[str]:
             yield from (
                 str(p)
                 for p in sorted(path.rglob("*"))
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         else:
             yield raw
@@ -92,7 +93,9 @@ def _report(result: IngestResult) -> None:
             origin, (f"already ingested as digest {result.digest_id}", "yellow"), ", nothing new"
         )
     else:
-        line = Text.assemble(origin, (f"empty {result.source_format} digest", "yellow"), ", nothing stored")
+        line = Text.assemble(
+            origin, (f"empty {result.source_format} digest", "yellow"), ", nothing stored"
+        )
     out.print(line)
     if result.outcome is Outcome.STORED and result.date_note and "no year" in result.date_note:
         out.print(Text(f"  {result.date_note}", style="dim"))
@@ -102,7 +105,9 @@ def _report(result: IngestResult) -> None:
 def ingest(
     paths: Annotated[
         list[str] | None,
-        typer.Argument(help="Digest files or folders; '-' reads standard input. Default: the inbox."),
+        typer.Argument(
+            help="Digest files or folders; '-' reads standard input. Default: the inbox."
+        ),
     ] = None,
 ) -> None:
     """Parse digests and store their papers; a digest already stored is skipped.
@@ -166,7 +171,9 @@ def _authors(authors: list[str]) -> str:
 
 @app.command()
 def papers(
-    digest: Annotated[int | None, typer.Option(help="Only this digest's papers, in its order.")] = None,
+    digest: Annotated[
+        int | None, typer.Option(help="Only this digest's papers, in its order.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="Show at most this many.")] = None,
 ) -> None:
@@ -232,6 +239,6 @@ def db_upgrade(
     """Apply database migrations (every command also does this on first use)."""
     try:
         upgrade(make_engine(get_settings().database_url), revision)
-    except Exception as problem:  # noqa: BLE001 - reported in one line, as every CLI error is
+    except Exception as problem:
         raise _fail(f"upgrade failed: {problem}", EXIT_UNAVAILABLE) from None
     out.print(f"database at revision {revision}")

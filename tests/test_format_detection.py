@@ -17,7 +17,7 @@ from tests.conftest import DATA, NOW, SEED
         (DATA / "arxiv-atom-query.xml", "arxiv-atom"),
     ],
 )
-def test_format_is_detected_whatever_the_file_is_called(path, source_format: str) -> None:  # noqa: ANN001
+def test_format_is_detected_whatever_the_file_is_called(path, source_format: str) -> None:
     assert parse_digest(path.read_bytes(), "no-extension", NOW).source_format == source_format
 
 

@@ -19,7 +19,7 @@ SAMPLES = {
 }
 
 
-def parse_json(value: object, name: str = "day.json"):  # noqa: ANN201 - the ParsedDigest
+def parse_json(value: object, name: str = "day.json"):
     return parse_digest(json.dumps(value).encode(), name, NOW)
 
 
@@ -66,15 +66,23 @@ def test_authors_upvotes_and_link_are_kept() -> None:
 
 
 def test_hidden_authors_are_left_out() -> None:
-    entry = {"paper": {"id": "2509.04664", "title": "T", "authors": [
-        {"name": "Shown", "hidden": False}, {"name": "Hidden", "hidden": True}]}}
+    entry = {
+        "paper": {
+            "id": "2509.04664",
+            "title": "T",
+            "authors": [{"name": "Shown", "hidden": False}, {"name": "Hidden", "hidden": True}],
+        }
+    }
     assert parse_json([entry]).papers[0].authors == ("Shown",)
 
 
 def test_entry_with_only_id_and_title_is_enough() -> None:
     paper = parse_json([{"paper": {"id": "2405.15738", "title": "Only a title"}}]).papers[0]
     assert (paper.arxiv_id, paper.title, paper.abstract, paper.upvotes) == (
-        "2405.15738", "Only a title", "", None
+        "2405.15738",
+        "Only a title",
+        "",
+        None,
     )
 
 
@@ -90,8 +98,11 @@ def test_version_suffix_is_split_off_the_id() -> None:
         ([{"title": "no paper"}], "$[0].paper", "required field is missing"),
         ([{"paper": {"title": "T"}}], "$[0].paper.id", "required field is missing"),
         ([{"paper": {"id": "2405.15738", "title": None}}], "$[0].paper.title", "found null"),
-        ([{"paper": {"id": "2405.15738", "title": "T", "authors": "Ann"}}],
-         "$[0].paper.authors", "found a string"),
+        (
+            [{"paper": {"id": "2405.15738", "title": "T", "authors": "Ann"}}],
+            "$[0].paper.authors",
+            "found a string",
+        ),
         ([{"paper": {"id": "not-an-id", "title": "T"}}], "$[0].paper.id", "expected an arXiv id"),
         ([{"paper": {"id": "2405.15738", "title": "  "}}], "$[0].paper", "empty"),
     ],

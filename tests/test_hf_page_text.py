@@ -14,7 +14,7 @@ from tests.conftest import NOW, SEED, seed_paragraphs
 HEADER = "new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\nDaily Papers\n\n"
 
 
-def parse_text(text: str, now: datetime = NOW):  # noqa: ANN201 - the ParsedDigest
+def parse_text(text: str, now: datetime = NOW):
     return parse_digest(text.encode("utf-8"), "capture.txt", now)
 
 
@@ -33,7 +33,10 @@ def test_seed_yields_its_76_papers_with_titles_and_abstracts_exactly_as_written(
 
 def test_seed_titles_with_punctuation_survive() -> None:
     titles = {p.title for p in parse_digest(SEED.read_bytes(), "seed", NOW).papers}
-    assert "Fast & Slow Learning: Incorporating Synthetic Gradients in Neural Memory Controllers" in titles
+    assert (
+        "Fast & Slow Learning: Incorporating Synthetic Gradients in Neural Memory Controllers"
+        in titles
+    )
     assert "Can LLMs Learn by Teaching? A Preliminary Study" in titles
     assert any("++" in t for t in titles)
 
@@ -97,7 +100,9 @@ def test_title_without_abstract_at_the_end_names_its_line() -> None:
     text = HEADER + "Sep 9\n\nA Title\n\nAn abstract.\n\nLonely Title"
     with pytest.raises(DigestError) as caught:
         parse_text(text)
-    assert str(caught.value).startswith("capture.txt: line 15: title 'Lonely Title' has no abstract")
+    assert str(caught.value).startswith(
+        "capture.txt: line 15: title 'Lonely Title' has no abstract"
+    )
 
 
 def test_title_missing_its_abstract_in_the_middle_is_caught_where_the_pairs_go_wrong() -> None:

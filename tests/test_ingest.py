@@ -70,14 +70,24 @@ def test_a_paper_in_two_digests_is_stored_once_and_linked_to_both(engine: Engine
 
 
 def test_rss_replace_updates_the_stored_paper_instead_of_adding_one(engine: Engine) -> None:
-    original = [{"paper": {"id": "2608.01234", "title": "Continual Learning via Adapters",
-                           "summary": "First version.", "authors": [{"name": "Maria Rossi"}]}}]
+    original = [
+        {
+            "paper": {
+                "id": "2608.01234",
+                "title": "Continual Learning via Adapters",
+                "summary": "First version.",
+                "authors": [{"name": "Maria Rossi"}],
+            }
+        }
+    ]
     ingest_bytes(engine, json.dumps(original).encode(), "hf.json", NOW)
     ingest_bytes(engine, (DATA / "arxiv-rss-cs.LG.xml").read_bytes(), "rss", NOW)
     with Session(engine) as session:
         rows = session.exec(select(Paper).where(Paper.arxiv_id == "2608.01234")).all()
     assert len(rows) == 1
-    assert rows[0].title == "Continual Learning without Forgetting via Orthogonal Adapters (Revised)"
+    assert (
+        rows[0].title == "Continual Learning without Forgetting via Orthogonal Adapters (Revised)"
+    )
     assert rows[0].abstract.startswith("Revised version:")
     assert rows[0].authors == ["Maria Rossi", "Tom Becker"]
     assert rows[0].version == 2
@@ -169,7 +179,9 @@ def test_an_empty_digest_stores_nothing(engine: Engine) -> None:
 
 def test_hostile_text_is_stored_verbatim_for_later_escaping(engine: Engine) -> None:
     title = '"><img src=x onerror=alert(1)> @everyone <@&123>'
-    entry = {"paper": {"id": "2509.00001", "title": title, "summary": "<script>x</script>\u202eevil"}}
+    entry = {
+        "paper": {"id": "2509.00001", "title": title, "summary": "<script>x</script>\u202eevil"}
+    }
     ingest_bytes(engine, json.dumps([entry]).encode(), "hostile.json", NOW)
     with Session(engine) as session:
         paper = session.exec(select(Paper)).one()

@@ -13,7 +13,14 @@ from newsletter.sources.base import (
     decode_utf8,
 )
 
-__all__ = ["FORMATS", "MAX_DIGEST_BYTES", "DigestError", "ParsedDigest", "ParsedPaper", "parse_digest"]
+__all__ = [
+    "FORMATS",
+    "MAX_DIGEST_BYTES",
+    "DigestError",
+    "ParsedDigest",
+    "ParsedPaper",
+    "parse_digest",
+]
 
 FORMATS = (hf_page_text.FORMAT, hf_daily_json.FORMAT, arxiv_feed.RSS_FORMAT, arxiv_feed.ATOM_FORMAT)
 

@@ -133,7 +133,9 @@ def checked_paper(where: str, paper: ParsedPaper) -> ParsedPaper:
             f"{MAX_ABSTRACT_CHARS:,}",
         )
     if len(paper.authors) > MAX_AUTHORS:
-        raise DigestError(where, f"{len(paper.authors):,} authors is over the limit of {MAX_AUTHORS:,}")
+        raise DigestError(
+            where, f"{len(paper.authors):,} authors is over the limit of {MAX_AUTHORS:,}"
+        )
     for name in paper.authors:
         if len(name) > MAX_AUTHOR_CHARS:
             raise DigestError(

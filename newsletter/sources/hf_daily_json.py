@@ -37,14 +37,14 @@ class _Paper(BaseModel):
     summary: str = ""
     authors: list[_Author] = []
     upvotes: int | None = None
-    submittedOnDailyAt: datetime | None = None  # noqa: N815 - the API's spelling
+    submittedOnDailyAt: datetime | None = None
 
 
 class _Entry(BaseModel):
     model_config = ConfigDict(extra="ignore")
     paper: _Paper
     summary: str | None = None
-    publishedAt: datetime | None = None  # noqa: N815 - the API's spelling
+    publishedAt: datetime | None = None
 
 
 _ENTRIES = TypeAdapter(list[_Entry])
@@ -93,7 +93,9 @@ def parse(text: str, now: datetime, hint: date | None = None) -> ParsedDigest:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise DigestError(f"line {err.lineno} column {err.colno}", f"invalid JSON: {err.msg}") from None
+        raise DigestError(
+            f"line {err.lineno} column {err.colno}", f"invalid JSON: {err.msg}"
+        ) from None
     except RecursionError:
         raise DigestError("line 1", "invalid JSON: nested too deeply") from None
     entries = _validate(data)
@@ -103,7 +105,8 @@ def parse(text: str, now: datetime, hint: date | None = None) -> ParsedDigest:
         found = split_arxiv_id(entry.paper.id, whole=True)
         if found is None:
             raise DigestError(
-                f"{where}.id", f"expected an arXiv id like 2509.04664, found {entry.paper.id[:40]!r}"
+                f"{where}.id",
+                f"expected an arXiv id like 2509.04664, found {entry.paper.id[:40]!r}",
             )
         arxiv_id, version = found
         papers.append(
@@ -114,7 +117,9 @@ def parse(text: str, now: datetime, hint: date | None = None) -> ParsedDigest:
                     abstract=unwrap(entry.paper.summary or entry.summary or ""),
                     url=f"https://huggingface.co/papers/{arxiv_id}",
                     authors=tuple(
-                        collapse_spaces(a.name) for a in entry.paper.authors if a.name and not a.hidden
+                        collapse_spaces(a.name)
+                        for a in entry.paper.authors
+                        if a.name and not a.hidden
                     ),
                     arxiv_id=arxiv_id,
                     version=version,

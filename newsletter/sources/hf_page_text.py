@@ -132,4 +132,6 @@ def parse(text: str, now: datetime) -> ParsedDigest:
                 ),
             )
         )
-    return ParsedDigest(source_format=FORMAT, digest_date=digest_date, date_note=note, papers=papers)
+    return ParsedDigest(
+        source_format=FORMAT, digest_date=digest_date, date_note=note, papers=papers
+    )

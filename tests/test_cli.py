@@ -1,0 +1,173 @@
+"""The `paperboy` command as a user runs it: a real process, a real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from newsletter.cli import app
+from newsletter.config import get_settings
+from tests.conftest import DATA, ROOT, SEED
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+PAPERBOY = shutil.which("paperboy", path=str(Path(sys.executable).parent)) or "paperboy"
+
+
+@pytest.fixture
+def paperboy(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Run]:
+    """The CLI run in this process (a real process costs a second of imports per call)."""
+    for key in [k for k in os.environ if k.startswith("PAPERBOY_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("PAPERBOY_DATABASE_URL", database_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    runner = CliRunner()
+
+    def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+        result = runner.invoke(app, list(args), input=stdin)
+        if result.exception and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+    yield run
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def paperboy_process(database_url: str, tmp_path: Path) -> Run:
+    """The installed `paperboy` console script in a process of its own, as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERBOY_")}
+    env |= {"PAPERBOY_DATABASE_URL": database_url, "COLUMNS": "200"}
+
+    def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [PAPERBOY, *args], cwd=tmp_path, env=env, input=stdin, capture_output=True, timeout=120
+        )
+        return subprocess.CompletedProcess(
+            done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
+        )
+
+    return run
+
+
+def stored_papers(paperboy: Run) -> list[dict[str, object]]:
+    done = paperboy("papers", "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_ingesting_the_seeds_folder_stores_76_papers_then_nothing_new(
+    paperboy_process: Run,
+) -> None:
+    first = paperboy_process("ingest", str(ROOT / "seeds"))
+    assert first.returncode == 0, first.stderr
+    assert "stored as digest 1" in first.stdout
+    assert "76 papers, 76 new" in first.stdout
+    second = paperboy_process("ingest", str(ROOT / "seeds"))
+    assert second.returncode == 0
+    assert "already ingested as digest 1" in second.stdout
+    assert len(stored_papers(paperboy_process)) == 76
+
+
+def test_papers_json_of_a_digest_lists_it_in_order(paperboy: Run) -> None:
+    paperboy("ingest", str(DATA / "arxiv-rss-cs.LG.xml"))
+    papers = json.loads(paperboy("papers", "--digest", "1", "--json").stdout)
+    assert [p["position"] for p in papers] == [1, 2, 3, 4, 5]
+    assert papers[3]["arxiv_id"] == "2608.01234"
+    assert papers[3]["announce_type"] == "replace"
+    assert papers[0]["authors"] == ["Xiangyang Ju", "Daniel Murnane"]
+
+
+def test_papers_table_shows_titles(paperboy: Run) -> None:
+    paperboy("ingest", str(SEED))
+    done = paperboy("papers", "--limit", "3")
+    assert done.returncode == 0
+    assert "Safety Subspaces are Not Distinct" in done.stdout
+    assert "3 paper(s)" in done.stdout
+
+
+def test_rich_markup_in_a_title_is_printed_literally(paperboy: Run) -> None:
+    entry = {"paper": {"id": "2509.00001", "title": "[bold red]Not markup[/] \x1b[2J"}}
+    paperboy("ingest", "-", stdin=json.dumps([entry]).encode())
+    done = paperboy("papers")
+    assert "[bold red]Not markup[/]" in done.stdout
+    assert "\x1b[2J" not in done.stdout
+
+
+def test_stdin_is_read_with_a_dash(paperboy_process: Run) -> None:
+    done = paperboy_process("ingest", "-", stdin=(DATA / "2025-03-03.json").read_bytes())
+    assert done.returncode == 0, done.stderr
+    assert "<stdin>: stored as digest 1" in done.stdout
+    assert len(stored_papers(paperboy_process)) == 7
+
+
+def test_bad_digest_exits_2_with_one_line_naming_file_and_place(
+    paperboy_process: Run, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"paper": {"title": "no id"}}]')
+    done = paperboy_process("ingest", str(bad))
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [f"error: {bad}: $[0].paper.id: required field is missing"]
+    assert stored_papers(paperboy_process) == []
+
+
+def test_one_bad_file_does_not_stop_the_good_ones(paperboy: Run, tmp_path: Path) -> None:
+    inbox = tmp_path / "mixed"
+    inbox.mkdir()
+    shutil.copy(DATA / "2025-03-03.json", inbox / "a.json")
+    (inbox / "b.txt").write_bytes(b"\xff not utf-8")
+    shutil.copy(DATA / "arxiv-rss-cs.LG.xml", inbox / "c.xml")
+    done = paperboy("ingest", str(inbox))
+    assert done.returncode == 2
+    assert "b.txt: line 1: invalid UTF-8" in done.stderr
+    assert "2 stored" in done.stdout
+    assert len(stored_papers(paperboy)) == 12
+
+
+def test_missing_file_is_reported_not_raised(paperboy: Run) -> None:
+    done = paperboy("ingest", "does-not-exist.json")
+    assert done.returncode == 2
+    assert "does-not-exist.json: cannot read: No such file or directory" in done.stderr
+
+
+def test_ingest_without_paths_reads_the_inbox_folder(paperboy: Run, tmp_path: Path) -> None:
+    (tmp_path / "inbox").mkdir()
+    shutil.copy(SEED, tmp_path / "inbox" / "today")
+    done = paperboy("ingest")
+    assert done.returncode == 0, done.stderr
+    assert "76 papers" in done.stdout
+
+
+def test_ingest_without_paths_or_inbox_says_what_to_do(paperboy: Run) -> None:
+    done = paperboy("ingest")
+    assert done.returncode == 2
+    assert "inbox folder inbox does not exist" in done.stderr
+
+
+def test_unknown_digest_id_is_a_clear_error(paperboy: Run) -> None:
+    done = paperboy("papers", "--digest", "42")
+    assert done.returncode == 2
+    assert "no digest with id 42" in done.stderr
+
+
+def test_digests_json_records_where_the_date_came_from(paperboy: Run) -> None:
+    paperboy("ingest", str(SEED))
+    (digest,) = json.loads(paperboy("digests", "--json").stdout)
+    assert digest["digest_date"] == digest["date_note"].split("took ")[1][:4] + "-09-09"
+    assert digest["paper_count"] == 76
+    assert digest["source_format"] == "hf-daily-page-text"
+
+
+def test_db_upgrade_is_idempotent(paperboy: Run) -> None:
+    assert paperboy("db", "upgrade").returncode == 0
+    assert paperboy("db", "upgrade").returncode == 0
