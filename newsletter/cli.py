@@ -16,7 +16,7 @@ from rich.text import Text
 from sqlalchemy import Engine
 
 from newsletter.config import get_settings
-from newsletter.db import DatabaseError, make_engine, open_database, upgrade
+from newsletter.db import DatabaseError, describe, make_engine, open_database, upgrade
 from newsletter.ingest import IngestResult, Outcome, ingest_bytes
 from newsletter.queries import ListedPaper, UnknownDigest, list_digests, list_papers
 from newsletter.sources import MAX_DIGEST_BYTES, DigestError
@@ -148,7 +148,8 @@ def ingest(
         f"{len(names)} digest(s): {len(stored)} stored "
         f"({sum(r.new for r in stored)} new papers, {sum(r.updated for r in stored)} updated), "
         f"{sum(r.outcome is Outcome.ALREADY for r in results)} already ingested, "
-        f"{sum(r.outcome is Outcome.EMPTY for r in results)} empty, {bad} rejected"
+        f"{sum(r.outcome is Outcome.EMPTY for r in results)} empty, {bad} rejected; "
+        f"database: {describe(get_settings().database_url)}"
     )
     if bad:
         raise typer.Exit(EXIT_BAD_INPUT)

@@ -90,10 +90,18 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def describe(url: str) -> str:
+    """Where the data lives, for messages: the file of a SQLite URL, else the URL sans password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return str(Path(parsed.database).expanduser().resolve())
+    return parsed.render_as_string(hide_password=True)
+
+
 def open_database(url: str) -> Engine:
     """An engine on an up-to-date schema, or a `DatabaseError` that says what failed."""
     try:
-        safe = make_url(url).render_as_string(hide_password=True)
+        safe = describe(url)
     except ArgumentError:
         raise DatabaseError(f"{url!r} is not a database URL (PAPERBOY_DATABASE_URL)") from None
     try:

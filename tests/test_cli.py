@@ -72,6 +72,7 @@ def test_ingesting_the_seeds_folder_stores_76_papers_then_nothing_new(
     assert first.returncode == 0, first.stderr
     assert "stored as digest 1" in first.stdout
     assert "76 papers, 76 new" in first.stdout
+    assert "database: " in first.stdout
     second = paperboy_process("ingest", str(ROOT / "seeds"))
     assert second.returncode == 0
     assert "already ingested as digest 1" in second.stdout
