@@ -51,26 +51,19 @@ def paragraphs(text: str) -> Iterator[tuple[int, str]]:
         yield start, "\n".join(lines)
 
 
-def find_date_line(paras: list[tuple[int, str]]) -> int | None:
-    """Index of the date paragraph, if the page chrome is followed by one."""
+def find_date_line(paras: list[tuple[int, str]]) -> tuple[int, re.Match[str]] | None:
+    """Index and match of the date paragraph, if the page chrome is followed by one."""
     for index, (_, para) in enumerate(paras[:MAX_CHROME_PARAGRAPHS]):
-        if _DATE_LINE.fullmatch(para.strip()):
-            return index
+        if match := _DATE_LINE.fullmatch(para.strip()):
+            return index, match
     return None
 
 
-def looks_like_page_text(text: str) -> bool:
-    return find_date_line(list(paragraphs(text.replace("\r\n", "\n")))) is not None
-
-
-def resolve_date(line: int, para: str, now: datetime) -> tuple[date, str]:
+def resolve_date(line: int, match: re.Match[str], now: datetime) -> tuple[date, str]:
     """The digest date, inferring the year the page leaves out."""
-    match = _DATE_LINE.fullmatch(para.strip())
-    if match is None:
-        raise DigestError(f"line {line}", f"expected a date line like 'Sep 9', found {para[:40]!r}")
     month = _MONTHS.index(match.group("month").lower()) + 1
     day = int(match.group("day"))
-    shown = para.strip()
+    shown = match.group(0)
     if match.group("year"):
         try:
             return date(int(match.group("year")), month, day), f"date line {shown!r} (line {line})"
@@ -95,13 +88,17 @@ def parse(text: str, now: datetime) -> ParsedDigest:
     paras = list(paragraphs(text.replace("\r\n", "\n")))
     if not paras:
         raise DigestError("line 1", "empty file: expected a Daily Papers capture")
-    date_index = find_date_line(paras)
-    if date_index is None:
+    found = find_date_line(paras)
+    if found is None:
+        # Only text that is neither JSON nor XML gets here, so this is the verdict for all formats.
         raise DigestError(
-            "line 1", "no date line like 'Sep 9' near the top: not a Daily Papers page capture"
+            "line 1",
+            "not a digest: expected a daily-papers JSON array, an arXiv RSS/Atom feed, or a "
+            "Daily Papers page capture (chrome, a date line like 'Sep 9', titles and abstracts)",
         )
-    date_line, date_para = paras[date_index]
-    digest_date, note = resolve_date(date_line, date_para, now)
+    date_index, match = found
+    date_line = paras[date_index][0]
+    digest_date, note = resolve_date(date_line, match, now)
     body = paras[date_index + 1 :]
     if not body:
         raise DigestError(f"line {date_line}", "no papers after the date line (truncated?)")
