@@ -12,8 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -169,27 +170,28 @@ def _merge(row: Paper, paper: ParsedPaper, now: datetime) -> bool:
     return changed
 
 
-def _new_paper(paper: ParsedPaper, now: datetime) -> Paper:
-    return Paper(
-        arxiv_id=paper.arxiv_id,
-        version=paper.version,
-        title=paper.title,
-        title_key=paper.title_key,
-        abstract=paper.abstract,
-        authors=list(paper.authors),
-        categories=list(paper.categories),
-        url=paper.url,
-        upvotes=paper.upvotes,
-        first_seen_at=now,
-        updated_at=now,
-    )
+def _new_paper(paper: ParsedPaper, now: datetime) -> dict[str, Any]:
+    return {
+        "arxiv_id": paper.arxiv_id,
+        "version": paper.version,
+        "title": paper.title,
+        "title_key": paper.title_key,
+        "abstract": paper.abstract,
+        "authors": list(paper.authors),
+        "categories": list(paper.categories),
+        "url": paper.url,
+        "upvotes": paper.upvotes,
+        "first_seen_at": now,
+        "updated_at": now,
+    }
 
 
 def _store(
     engine: Engine, parsed: ParsedDigest, origin: str, digest_hash: str, now: datetime
 ) -> IngestResult:
+    """New papers and links go in as bulk inserts: building ORM objects cost more than SQL."""
     papers = _unique_in_digest(parsed.papers)
-    new = updated = 0
+    updated = 0
     with Session(writing(engine)) as session, session.begin():
         digest = Digest(
             content_hash=digest_hash,
@@ -203,37 +205,49 @@ def _store(
         )
         session.add(digest)
         by_id, by_title = _known_papers(session, papers)
-        linked: dict[int, tuple[ParsedPaper, Paper]] = {}
+        # One slot per linked paper, in digest order: a known row, or an index into `fresh`.
+        slots: list[tuple[ParsedPaper, Paper | int]] = []
+        fresh: list[dict[str, Any]] = []
+        seen_rows: set[int] = set()
         for paper in papers:
             row = _find(paper, by_id, by_title)
             if row is None:
-                row = _new_paper(paper, now)
-                session.add(row)
-                new += 1
-            elif id(row) in linked:
+                slots.append((paper, len(fresh)))
+                fresh.append(_new_paper(paper, now))
+                continue
+            if id(row) in seen_rows:
                 continue  # an arXiv id and a bare title that turned out to be one paper
-            elif _merge(row, paper, now):
-                updated += 1
-            linked[id(row)] = (paper, row)
+            seen_rows.add(id(row))
+            updated += _merge(row, paper, now)
+            slots.append((paper, row))
         session.flush()
-        session.add_all(
-            DigestPaper(
-                digest_id=digest.id,
-                paper_id=row.id,
-                position=position,
-                announce_type=paper.announce_type,
-                upvotes=paper.upvotes,
-            )
-            for position, (paper, row) in enumerate(linked.values(), start=1)
+        new_ids = (
+            session.scalars(
+                insert(Paper).returning(col(Paper.id), sort_by_parameter_order=True), fresh
+            ).all()
+            if fresh
+            else []
         )
-        digest.paper_count = len(linked)
+        links = [
+            {
+                "digest_id": digest.id,
+                "paper_id": new_ids[target] if isinstance(target, int) else target.id,
+                "position": position,
+                "announce_type": paper.announce_type,
+                "upvotes": paper.upvotes,
+            }
+            for position, (paper, target) in enumerate(slots, start=1)
+        ]
+        session.execute(insert(DigestPaper), links)
+        digest.paper_count = len(slots)
         session.flush()
         digest_id = digest.id
+        new = len(fresh)
     log.info(
         "digest %s stored as digest %s: %d papers, %d new, %d updated",
         origin,
         digest_id,
-        len(linked),
+        len(slots),
         new,
         updated,
     )
@@ -244,7 +258,7 @@ def _store(
         source_format=parsed.source_format,
         digest_date=parsed.digest_date,
         date_note=parsed.date_note,
-        papers=len(linked),
+        papers=len(slots),
         new=new,
         updated=updated,
     )

@@ -155,18 +155,18 @@ def test_bad_input_leaves_the_database_unchanged(engine: Engine, data: bytes) ->
 
 
 def test_a_failure_while_writing_rolls_the_whole_digest_back(engine: Engine) -> None:
-    """The fault is injected into the real database session: the link rows fail to flush."""
+    """The fault is injected into the real connection: the insert of the link rows fails."""
 
-    def fail_on_links(session: Session, _context: object, _instances: object) -> None:
-        if any(isinstance(obj, DigestPaper) for obj in session.new):
+    def fail_on_links(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("INSERT INTO digest_paper"):
             raise RuntimeError("disk full")
 
-    event.listen(Session, "before_flush", fail_on_links)
+    event.listen(engine, "before_cursor_execute", fail_on_links)
     try:
         with pytest.raises(RuntimeError, match="disk full"):
             ingest_bytes(engine, SEED.read_bytes(), "seed", NOW)
     finally:
-        event.remove(Session, "before_flush", fail_on_links)
+        event.remove(engine, "before_cursor_execute", fail_on_links)
     assert counts(engine) == (0, 0, 0)
     assert ingest_bytes(engine, SEED.read_bytes(), "seed", NOW).new == 76
 
