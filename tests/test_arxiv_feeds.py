@@ -106,3 +106,15 @@ def test_item_without_any_arxiv_id_is_refused_by_position() -> None:
 def test_xml_that_is_no_feed_is_refused() -> None:
     with pytest.raises(DigestError, match=r"expected an RSS 2\.0 or Atom feed"):
         parse_digest(b"<?xml version='1.0'?><html><body>hi</body></html>", "page.xml", NOW)
+
+
+def test_a_garbled_encoding_declaration_does_not_derail_a_utf8_feed() -> None:
+    """Found by the property tests: feedparser alone crashed on a NUL in the declaration."""
+    data = RSS.read_bytes().replace(b"encoding='UTF-8'", b"encoding='\x00UTF-8'", 1)
+    assert len(parse_digest(data, "garbled.xml", NOW).papers) == 5
+
+
+def test_a_feed_that_is_not_utf8_is_refused_with_its_line() -> None:
+    data = RSS.read_bytes().replace(b"Jonas Berg", "Jonas Bérg".encode("latin-1"))
+    with pytest.raises(DigestError, match=r"line \d+: invalid UTF-8"):
+        parse_digest(data, "latin1.xml", NOW)

@@ -126,7 +126,8 @@ def test_json_with_fields_replaced_removed_or_rewrapped(name: str, data: st.Data
     entries = json.loads(REAL[name])
     for _ in range(data.draw(st.integers(1, 3))):
         entry = entries[data.draw(st.integers(0, len(entries) - 1))]
-        target = data.draw(st.sampled_from([entry, entry["paper"]]))
+        paper = entry.get("paper") if isinstance(entry, dict) else None
+        target = data.draw(st.sampled_from([entry, paper]))
         if not isinstance(target, dict) or not target:
             continue
         key = data.draw(st.sampled_from(sorted(target)))

@@ -22,6 +22,7 @@ from newsletter.sources.base import (
     arxiv_abs_url,
     checked_paper,
     collapse_spaces,
+    decode_utf8,
     split_arxiv_id,
     unwrap,
 )
@@ -98,7 +99,15 @@ def _paper(entry: Any, where: str) -> ParsedPaper:
 
 
 def parse(data: bytes, now: datetime) -> ParsedDigest:
-    result = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
+    # arXiv serves UTF-8. Saying so up front, as an HTTP header would, keeps feedparser from
+    # trusting a garbled encoding declaration, on which it crashes (found by property tests).
+    decode_utf8(data)
+    result = feedparser.parse(
+        data,
+        response_headers={"content-type": "application/xml; charset=utf-8"},
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
     problem = result.get("bozo_exception")
     if isinstance(problem, xml.sax.SAXParseException):
         raise DigestError(
