@@ -172,3 +172,10 @@ def test_digests_json_records_where_the_date_came_from(paperboy: Run) -> None:
 def test_db_upgrade_is_idempotent(paperboy: Run) -> None:
     assert paperboy("db", "upgrade").returncode == 0
     assert paperboy("db", "upgrade").returncode == 0
+
+
+def test_a_feed_without_announcements_is_reported_empty_and_not_an_error(paperboy: Run) -> None:
+    done = paperboy("ingest", str(DATA / "arxiv-rss-no-announcements.xml"))
+    assert done.returncode == 0
+    assert "empty arxiv-rss digest, nothing stored" in done.stdout
+    assert paperboy("digests", "--json").stdout.strip() == "[]"
