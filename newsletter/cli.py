@@ -218,6 +218,9 @@ def digests(
         ]
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
         return
+    if not rows:
+        out.print("no digests stored yet: `paperboy ingest PATH` stores some")
+        return
     table = Table(title="digests")
     for name in ("id", "date", "format", "papers", "origin", "date from"):
         table.add_column(name, overflow="fold")

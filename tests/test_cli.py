@@ -179,3 +179,4 @@ def test_a_feed_without_announcements_is_reported_empty_and_not_an_error(paperbo
     assert done.returncode == 0
     assert "empty arxiv-rss digest, nothing stored" in done.stdout
     assert paperboy("digests", "--json").stdout.strip() == "[]"
+    assert "no digests stored yet" in paperboy("digests").stdout

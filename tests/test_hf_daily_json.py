@@ -120,4 +120,11 @@ def test_truncated_json_names_line_and_column() -> None:
     with pytest.raises(DigestError) as caught:
         parse_digest(data, "cut.json", NOW)
     assert caught.value.where.startswith("line ")
-    assert "invalid JSON" in caught.value.message
+    assert caught.value.message == "invalid JSON: the document ends too early (truncated?)"
+
+
+def test_broken_json_in_the_middle_says_what_the_parser_expected() -> None:
+    with pytest.raises(DigestError) as caught:
+        parse_digest(b'[{"paper": {"id": "2405.15738",, "title": "T"}}]', "bad.json", NOW)
+    assert caught.value.where == "line 1 column 32"
+    assert caught.value.message.startswith("invalid JSON: Expecting property name")

@@ -93,9 +93,11 @@ def parse(text: str, now: datetime, hint: date | None = None) -> ParsedDigest:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise DigestError(
-            f"line {err.lineno} column {err.colno}", f"invalid JSON: {err.msg}"
-        ) from None
+        # A string running to the end is a cut-off file too: JSON strings cannot span lines.
+        ended = not text[err.pos :].strip() or err.msg.startswith("Unterminated string")
+        reason = "the document ends too early (truncated?)" if ended else err.msg
+        where = f"line {err.lineno} column {err.colno}"
+        raise DigestError(where, f"invalid JSON: {reason}") from None
     except RecursionError:
         raise DigestError("line 1", "invalid JSON: nested too deeply") from None
     entries = _validate(data)
