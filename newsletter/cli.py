@@ -16,7 +16,7 @@ from rich.text import Text
 from sqlalchemy import Engine
 
 from newsletter.config import get_settings
-from newsletter.db import DatabaseError, describe, make_engine, open_database, upgrade
+from newsletter.db import DatabaseError, describe, open_database
 from newsletter.ingest import IngestResult, Outcome, ingest_bytes
 from newsletter.queries import ListedPaper, UnknownDigest, list_digests, list_papers
 from newsletter.sources import MAX_DIGEST_BYTES, DigestError
@@ -241,8 +241,9 @@ def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
     """Apply database migrations (every command also does this on first use)."""
+    url = get_settings().database_url
     try:
-        upgrade(make_engine(get_settings().database_url), revision)
-    except Exception as problem:
-        raise _fail(f"upgrade failed: {problem}", EXIT_UNAVAILABLE) from None
-    out.print(f"database at revision {revision}")
+        open_database(url, revision)
+    except DatabaseError as problem:
+        raise _fail(str(problem), EXIT_UNAVAILABLE) from None
+    out.print(f"database {describe(url)} at revision {revision}")

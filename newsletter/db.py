@@ -98,16 +98,16 @@ def describe(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def open_database(url: str) -> Engine:
-    """An engine on an up-to-date schema, or a `DatabaseError` that says what failed."""
+def open_database(url: str, revision: str | None = None) -> Engine:
+    """An engine on an up-to-date schema (or at `revision`), or a `DatabaseError` saying why."""
     try:
         safe = describe(url)
     except ArgumentError:
         raise DatabaseError(f"{url!r} is not a database URL (PAPERBOY_DATABASE_URL)") from None
     try:
         engine = make_engine(url)
-        if current_revision(engine) != head_revision():
-            upgrade(engine)
+        if revision is not None or current_revision(engine) != head_revision():
+            upgrade(engine, revision or "head")
     except ImportError as err:
         raise DatabaseError(
             f"cannot open database {safe}: driver missing ({err.name}); for PostgreSQL "

@@ -174,6 +174,13 @@ def test_db_upgrade_is_idempotent(paperboy: Run) -> None:
     assert paperboy("db", "upgrade").returncode == 0
 
 
+def test_db_upgrade_to_an_unknown_revision_is_one_clear_line(paperboy: Run) -> None:
+    done = paperboy("db", "upgrade", "nope")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: cannot open database")
+    assert "nope" in done.stderr
+
+
 def test_a_feed_without_announcements_is_reported_empty_and_not_an_error(paperboy: Run) -> None:
     done = paperboy("ingest", str(DATA / "arxiv-rss-no-announcements.xml"))
     assert done.returncode == 0

@@ -14,15 +14,12 @@ from newsletter.sources.base import (
 )
 
 __all__ = [
-    "FORMATS",
     "MAX_DIGEST_BYTES",
     "DigestError",
     "ParsedDigest",
     "ParsedPaper",
     "parse_digest",
 ]
-
-FORMATS = (hf_page_text.FORMAT, hf_daily_json.FORMAT, arxiv_feed.RSS_FORMAT, arxiv_feed.ATOM_FORMAT)
 
 
 def _parse(data: bytes, now: datetime, date_hint: date | None) -> ParsedDigest:
