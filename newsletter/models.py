@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -88,3 +90,88 @@ class DigestPaper(SQLModel, table=True):
     position: int
     announce_type: str | None = Field(default=None, sa_column=Column(String(32)))
     upvotes: int | None = None
+
+
+class Topic(SQLModel, table=True):
+    """A named query. Catalogue topics have a slug; a subscriber's own query is a topic too,
+    shared by everyone whose query means the same (same `canonical` form)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str | None = Field(default=None, sa_column=Column(String(64), unique=True))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    query: str = Field(sa_column=Column(Text, nullable=False))
+    canonical: str = Field(sa_column=Column(String(2000), nullable=False, unique=True))
+    builtin: bool = False
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=False), nullable=False)
+    )
+
+
+class Subscriber(SQLModel, table=True):
+    """A person, known by a Discord user id, an email address, or both."""
+
+    __table_args__ = (
+        CheckConstraint(
+            "email IS NOT NULL OR discord_user_id IS NOT NULL", name="ck_subscriber_has_address"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str | None = Field(default=None, sa_column=Column(String(320), unique=True))
+    discord_user_id: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True))
+    timezone: str = Field(default="UTC", sa_column=Column(String(64), nullable=False))
+    delivery_hour: int = Field(default=8, sa_column=Column(Integer, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=False), nullable=False)
+    )
+
+
+class Subscription(SQLModel, table=True):
+    subscriber_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("subscriber.id", ondelete="CASCADE"), primary_key=True)
+    )
+    topic_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("topic.id", ondelete="CASCADE"), primary_key=True, index=True
+        )
+    )
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=False), nullable=False)
+    )
+
+
+class ChannelFeed(SQLModel, table=True):
+    """A Discord channel that gets a topic's papers whenever a digest lands."""
+
+    __tablename__ = "channel_feed"
+    __table_args__ = (UniqueConstraint("channel_id", "topic_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    guild_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    channel_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    topic_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("topic.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=False), nullable=False)
+    )
+
+
+class PaperMatch(SQLModel, table=True):
+    """A paper of a digest that a topic selected, with its score and the terms that hit."""
+
+    __tablename__ = "paper_match"
+
+    digest_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("digest.id", ondelete="CASCADE"), primary_key=True)
+    )
+    topic_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("topic.id", ondelete="CASCADE"), primary_key=True, index=True
+        )
+    )
+    paper_id: int = Field(sa_column=Column(Integer, ForeignKey("paper.id"), primary_key=True))
+    score: float
+    terms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

@@ -34,6 +34,17 @@ def test_reopening_keeps_every_row(database_url: str) -> None:
         assert connection.execute(text("SELECT count(*) FROM paper")).scalar_one() == 76
 
 
+def test_a_database_from_the_first_release_upgrades_without_losing_rows(database_url: str) -> None:
+    old = open_database(database_url, "0001")
+    ingest_bytes(old, SEED.read_bytes(), "seed", NOW)
+    assert current_revision(old) == "0001"
+    engine = open_database(database_url)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM paper")).scalar_one() == 76
+        assert connection.execute(text("SELECT count(*) FROM digest_paper")).scalar_one() == 76
+
+
 def test_two_starters_at_once_both_get_a_ready_schema(database_url: str) -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         engines = list(pool.map(open_database, [database_url, database_url]))

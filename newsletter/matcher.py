@@ -1,0 +1,108 @@
+"""Match a digest's papers against many queries at once.
+
+Each paper is tokenised once into an inverted index whose posting lists are bitsets (one bit
+per paper, Python ints). A query is then a handful of big-integer ANDs and ORs, whatever the
+number of papers, so the cost grows with distinct queries, not with subscribers; positions
+are looked at only for phrases and for the papers that matched, to score and explain them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from newsletter.query import And, Node, Not, Term, terms
+from newsletter.words import stems
+
+# A hit in the title says more about what a paper is about than one in the abstract.
+TITLE_WEIGHT = 3.0
+
+
+@dataclass(frozen=True)
+class Hit:
+    paper: int
+    score: float
+    terms: tuple[str, ...]
+
+
+class _Field:
+    """Posting lists of one field (title or abstract) over all papers of a digest."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.words: list[list[str]] = [stems(text) for text in texts]
+        self.postings: dict[str, int] = defaultdict(int)
+        for number, words in enumerate(self.words):
+            bit = 1 << number
+            for word in set(words):
+                self.postings[word] |= bit
+
+    def count(self, paper: int, term: Term) -> int:
+        words, n = self.words[paper], len(term.words)
+        if n == 1:
+            return words.count(term.words[0])
+        return sum(1 for i in range(len(words) - n + 1) if tuple(words[i : i + n]) == term.words)
+
+    def mask(self, term: Term) -> int:
+        candidates = -1
+        for word in term.words:
+            candidates &= self.postings.get(word, 0)
+        if len(term.words) == 1 or not candidates:
+            return candidates
+        mask = 0
+        for paper in _bits(candidates):
+            if self.count(paper, term):
+                mask |= 1 << paper
+        return mask
+
+
+def _bits(mask: int) -> Iterable[int]:
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
+class DigestIndex:
+    """A digest's papers, tokenised once, ready for any number of queries."""
+
+    def __init__(self, papers: Sequence[tuple[str, str]]) -> None:
+        self.size = len(papers)
+        self.everything = (1 << self.size) - 1
+        self.title = _Field([title for title, _ in papers])
+        self.abstract = _Field([abstract for _, abstract in papers])
+        self._masks: dict[Term, int] = {}
+
+    def term_mask(self, term: Term) -> int:
+        """Papers holding the term; cached, since many queries share their words."""
+        if term not in self._masks:
+            in_title = self.title.mask(term)
+            self._masks[term] = in_title if term.title_only else in_title | self.abstract.mask(term)
+        return self._masks[term]
+
+    def mask(self, node: Node) -> int:
+        if isinstance(node, Term):
+            return self.term_mask(node)
+        if isinstance(node, Not):
+            return self.everything & ~self.mask(node.child)
+        masks = (self.mask(child) for child in node.children)
+        result = self.everything if isinstance(node, And) else 0
+        for mask in masks:
+            result = result & mask if isinstance(node, And) else result | mask
+        return result
+
+    def match(self, node: Node) -> list[Hit]:
+        """The papers the query selects, best first, each with its score and the terms that hit."""
+        positive = list(dict.fromkeys(terms(node)))
+        hits = []
+        for paper in _bits(self.mask(node)):
+            score, found = 0.0, []
+            for term in positive:
+                in_title = self.title.count(paper, term)
+                in_abstract = 0 if term.title_only else self.abstract.count(paper, term)
+                if in_title or in_abstract:
+                    score += TITLE_WEIGHT * in_title + in_abstract
+                    found.append(term.text)
+            hits.append(Hit(paper, score, tuple(found)))
+        hits.sort(key=lambda hit: (-hit.score, hit.paper))
+        return hits

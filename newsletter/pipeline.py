@@ -1,0 +1,142 @@
+"""Ingest -> match -> fan-out: a stored digest's papers matched to every topic at once.
+
+Matching costs papers x distinct topics (each topic's query compiled once, each paper
+tokenised once); who gets what is then one database join, not a loop over subscribers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, delete, insert, literal, union_all
+from sqlmodel import Session, col, select
+
+from newsletter.db import writing
+from newsletter.matcher import DigestIndex, Hit
+from newsletter.models import (
+    ChannelFeed,
+    Digest,
+    DigestPaper,
+    Paper,
+    PaperMatch,
+    Subscription,
+    Topic,
+)
+from newsletter.queries import UnknownDigest
+from newsletter.query import Node, parse
+from newsletter.topics import sync_catalogue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PaperHit:
+    paper: Paper
+    score: float
+    terms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TopicMatches:
+    topic: Topic
+    hits: list[PaperHit]
+
+
+def latest_digest_id(engine: Engine) -> int | None:
+    with Session(engine) as session:
+        return session.exec(select(Digest.id).order_by(col(Digest.id).desc())).first()
+
+
+def _papers(session: Session, digest_id: int) -> list[Paper]:
+    if session.get(Digest, digest_id) is None:
+        raise UnknownDigest(digest_id)
+    query = (
+        select(Paper)
+        .join(DigestPaper, col(DigestPaper.paper_id) == col(Paper.id))
+        .where(DigestPaper.digest_id == digest_id)
+        .order_by(col(DigestPaper.position))
+    )
+    return list(session.exec(query))
+
+
+def _resolve(papers: list[Paper], hits: list[Hit]) -> list[PaperHit]:
+    return [PaperHit(papers[h.paper], h.score, h.terms) for h in hits]
+
+
+def match_query(engine: Engine, digest_id: int, query: str | Node) -> list[PaperHit]:
+    """One query against one digest, nothing stored: for trying a query out."""
+    node = parse(query) if isinstance(query, str) else query
+    with Session(engine) as session:
+        papers = _papers(session, digest_id)
+    index = DigestIndex([(p.title, p.abstract) for p in papers])
+    return _resolve(papers, index.match(node))
+
+
+def match_digest(engine: Engine, digest_id: int) -> list[TopicMatches]:
+    """Match a digest against every topic and store the matches, replacing earlier ones."""
+    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
+        sync_catalogue(session)
+        papers = _papers(session, digest_id)
+        topics = list(session.exec(select(Topic).order_by(col(Topic.id))))
+        index = DigestIndex([(p.title, p.abstract) for p in papers])
+        results = [
+            TopicMatches(topic, _resolve(papers, index.match(parse(topic.query))))
+            for topic in topics
+        ]
+        session.execute(delete(PaperMatch).where(col(PaperMatch.digest_id) == digest_id))
+        rows = [
+            {
+                "digest_id": digest_id,
+                "topic_id": result.topic.id,
+                "paper_id": hit.paper.id,
+                "score": hit.score,
+                "terms": list(hit.terms),
+            }
+            for result in results
+            for hit in result.hits
+        ]
+        if rows:
+            session.execute(insert(PaperMatch), rows)
+    log.info("digest %s matched: %d matches over %d topics", digest_id, len(rows), len(topics))
+    return results
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """One paper for one target: a subscriber, or a channel feed."""
+
+    kind: str
+    target_id: int
+    topic_id: int
+    paper_id: int
+    score: float
+
+
+def fan_out(engine: Engine, digest_id: int) -> list[FanOut]:
+    """Who gets which of a digest's stored matches, in one query for people and channels."""
+    people = (
+        select(
+            literal("subscriber").label("kind"),
+            col(Subscription.subscriber_id).label("target_id"),
+            col(PaperMatch.topic_id),
+            col(PaperMatch.paper_id),
+            col(PaperMatch.score),
+        )
+        .join(Subscription, col(Subscription.topic_id) == col(PaperMatch.topic_id))
+        .where(col(PaperMatch.digest_id) == digest_id)
+    )
+    channels = (
+        select(
+            literal("channel_feed").label("kind"),
+            col(ChannelFeed.id).label("target_id"),
+            col(PaperMatch.topic_id),
+            col(PaperMatch.paper_id),
+            col(PaperMatch.score),
+        )
+        .join(ChannelFeed, col(ChannelFeed.topic_id) == col(PaperMatch.topic_id))
+        .where(col(PaperMatch.digest_id) == digest_id)
+    )
+    with Session(engine) as session:
+        rows = session.execute(union_all(people, channels)).all()
+    return [FanOut(*row) for row in rows]

@@ -1,0 +1,83 @@
+"""The topic catalogue, and turning what a person typed into a stored topic.
+
+The catalogue is data (`catalogue.toml`), synced into the `topic` table so subscriptions
+point at rows; a person's own query becomes a topic too, shared with everyone whose query
+has the same canonical form.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from sqlmodel import Session, col, select
+
+from newsletter.models import Topic
+from newsletter.query import Node, QueryError, canonical, parse
+
+
+@dataclass(frozen=True)
+class CatalogueTopic:
+    slug: str
+    name: str
+    query: str
+    node: Node
+
+
+@cache
+def catalogue() -> tuple[CatalogueTopic, ...]:
+    """The built-in topics; a broken entry stops paperboy with its slug and the query error."""
+    data = tomllib.loads(resources.files("newsletter").joinpath("catalogue.toml").read_text())
+    topics = []
+    for entry in data["topic"]:
+        try:
+            node = parse(entry["query"])
+        except QueryError as err:
+            raise ValueError(f"catalogue.toml: topic {entry['slug']!r}: {err}") from None
+        topics.append(CatalogueTopic(entry["slug"], entry["name"], entry["query"], node))
+    return tuple(topics)
+
+
+def sync_catalogue(session: Session) -> None:
+    """Bring the topic table in step with the catalogue file (names and queries may change)."""
+    stored = {t.slug: t for t in session.exec(select(Topic).where(col(Topic.builtin).is_(True)))}
+    for entry in catalogue():
+        row = stored.get(entry.slug) or Topic(slug=entry.slug, builtin=True)
+        row.name, row.query, row.canonical = entry.name, entry.query, canonical(entry.node)
+        session.add(row)
+    session.flush()
+
+
+def find_catalogue_topic(text: str) -> CatalogueTopic | None:
+    wanted = text.strip().casefold()
+    for entry in catalogue():
+        if wanted in (entry.slug, entry.name.casefold()):
+            return entry
+    return None
+
+
+def find_topic(session: Session, text: str) -> Topic | None:
+    """The stored topic a person means: a catalogue slug or name, or a query meaning the same.
+
+    Raises `QueryError` when the text is no catalogue topic and does not parse as a query.
+    """
+    sync_catalogue(session)
+    entry = find_catalogue_topic(text)
+    if entry is not None:
+        return session.exec(select(Topic).where(Topic.slug == entry.slug)).one()
+    form = canonical(parse(text.strip()))
+    return session.exec(select(Topic).where(Topic.canonical == form)).first()
+
+
+def topic_for(session: Session, text: str) -> Topic:
+    """`find_topic`, adding the person's query as a new topic when nobody has it yet."""
+    found = find_topic(session, text)
+    if found is not None:
+        return found
+    query = text.strip()
+    topic = Topic(name=query, query=query, canonical=canonical(parse(query)))
+    session.add(topic)
+    session.flush()
+    return topic

@@ -1,0 +1,34 @@
+"""Words as the matcher sees them: one tokeniser and one stemmer for papers and queries alike.
+
+Stems make "distillation" find "distilling"; upper-case abbreviations keep their letters and
+lose a plural "s" ("LLMs" -> "llm"), because Snowball leaves vowel-less words alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+
+import snowballstemmer
+
+_WORD = re.compile(r"[^\W_]+")
+_ABBREVIATION = re.compile(r"[A-Z][A-Z0-9]*[A-Z][A-Z0-9]*s?")
+_STEMMER = snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    if _ABBREVIATION.fullmatch(word):
+        return word.removesuffix("s").lower()
+    return _STEMMER.stemWord(word.lower())
+
+
+def spans(text: str) -> Iterator[tuple[str, int, int]]:
+    """(stem, start, end) of each word, so a match can be highlighted where it stands."""
+    for match in _WORD.finditer(text):
+        yield stem(match.group()), match.start(), match.end()
+
+
+def stems(text: str) -> list[str]:
+    return [stem(match.group()) for match in _WORD.finditer(text)]
