@@ -18,8 +18,19 @@ from sqlalchemy import Engine
 from newsletter.config import get_settings
 from newsletter.db import DatabaseError, describe, open_database
 from newsletter.ingest import IngestResult, Outcome, ingest_bytes
+from newsletter.pipeline import PaperHit, latest_digest_id, match_digest, match_query
 from newsletter.queries import ListedPaper, UnknownDigest, list_digests, list_papers
+from newsletter.query import QueryError
 from newsletter.sources import MAX_DIGEST_BYTES, DigestError
+from newsletter.subscriptions import (
+    SubscriptionError,
+    Who,
+    list_subscriptions,
+    topic_counts,
+)
+from newsletter.subscriptions import subscribe as subscribe_to
+from newsletter.subscriptions import unsubscribe as unsubscribe_from
+from newsletter.words import spans, stems
 
 app = typer.Typer(
     help="paperboy: research-paper digests matched to your topics.",
@@ -234,6 +245,161 @@ def digests(
             Text(row.date_note, style="dim"),
         )
     out.print(table)
+
+
+def _who(email: str | None, discord: int | None) -> Who:
+    if email is None and discord is None:
+        raise _fail("say who: --email ADDRESS or --discord USER_ID", EXIT_BAD_INPUT)
+    return Who(email, discord)
+
+
+EmailOption = Annotated[str | None, typer.Option("--email", help="The subscriber's address.")]
+DiscordOption = Annotated[
+    int | None, typer.Option("--discord", help="The subscriber's Discord user id.")
+]
+TopicArgument = Annotated[
+    str, typer.Argument(help="A catalogue topic (see `paperboy topics`) or a query of your own.")
+]
+
+
+def _refuse(problem: Exception) -> typer.Exit:
+    if isinstance(problem, QueryError):
+        err.print(Text(problem.pointer(), style="red"))
+    return _fail(str(problem), EXIT_BAD_INPUT)
+
+
+@app.command()
+def topics() -> None:
+    """The topic catalogue and people's own queries, with how many follow each."""
+    table = Table(title="topics")
+    table.add_column("topic", no_wrap=True)
+    table.add_column("name", min_width=22)
+    table.add_column("query", overflow="ellipsis", no_wrap=True, max_width=40)
+    table.add_column("subscribers", justify="right")
+    table.add_column("channels", justify="right")
+    for row in topic_counts(_engine()):
+        table.add_row(
+            row.topic.slug or "(query)",
+            Text(row.topic.name),
+            Text(row.topic.query, style="dim"),
+            str(row.subscribers),
+            str(row.channel_feeds),
+        )
+    out.print(table)
+
+
+@app.command()
+def subscribe(
+    topic: TopicArgument,
+    email: EmailOption = None,
+    discord: DiscordOption = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA time zone for the daily mail, e.g. Europe/Paris.")
+    ] = None,
+    hour: Annotated[int | None, typer.Option(help="Local hour (0-23) of the daily mail.")] = None,
+) -> None:
+    """Subscribe someone to a catalogue topic or to a query of their own."""
+    try:
+        subscribed = subscribe_to(_engine(), _who(email, discord), topic, timezone, hour)
+    except (SubscriptionError, QueryError) as problem:
+        raise _refuse(problem) from None
+    out.print(Text(f"{email or discord} subscribed to {subscribed.name!r}"))
+
+
+@app.command()
+def unsubscribe(
+    topic: TopicArgument, email: EmailOption = None, discord: DiscordOption = None
+) -> None:
+    """End one subscription."""
+    try:
+        ended = unsubscribe_from(_engine(), _who(email, discord), topic)
+    except (SubscriptionError, QueryError) as problem:
+        raise _refuse(problem) from None
+    out.print(Text(f"{email or discord} unsubscribed from {ended.name!r}"))
+
+
+@app.command()
+def subscriptions(email: EmailOption = None, discord: DiscordOption = None) -> None:
+    """Everyone's subscriptions, or one person's."""
+    who = None if email is None and discord is None else Who(email, discord)
+    try:
+        rows = list_subscriptions(_engine(), who)
+    except SubscriptionError as problem:
+        raise _refuse(problem) from None
+    table = Table(title="subscriptions")
+    for name in ("email", "discord", "time zone", "hour", "topic"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        person = row.subscriber
+        table.add_row(
+            person.email or "",
+            str(person.discord_user_id or ""),
+            person.timezone,
+            str(person.delivery_hour),
+            Text(row.topic.name),
+        )
+    out.print(table)
+
+
+def _highlighted(text: str, hit: PaperHit, limit: int | None = None, style: str = "") -> Text:
+    """The text with the words that made the match in bold yellow, cut to `limit` characters."""
+    wanted = {word for term in hit.terms for word in stems(term)}
+    cut = text if limit is None or len(text) <= limit else text[:limit] + "…"
+    shown = Text(cut, style=style)
+    for word, start, end in spans(shown.plain):
+        if word in wanted:
+            shown.stylize("bold yellow", start, end)
+    return shown
+
+
+@app.command()
+def match(
+    digest: Annotated[int | None, typer.Option(help="Digest to match (default: newest).")] = None,
+    query: Annotated[
+        str | None, typer.Option(help="Try one query instead of matching every topic.")
+    ] = None,
+) -> None:
+    """Match a digest's papers to topics, or try out a query, showing why each paper matched.
+
+    Without --query every topic is matched and the matches are stored for delivery.
+    """
+    engine = _engine()
+    digest_id = digest if digest is not None else latest_digest_id(engine)
+    if digest_id is None:
+        raise _fail("no digests stored yet: `paperboy ingest PATH` first", EXIT_BAD_INPUT)
+    try:
+        if query is not None:
+            hits = match_query(engine, digest_id, query)
+            results = None
+        else:
+            results = match_digest(engine, digest_id)
+    except (QueryError, UnknownDigest) as problem:
+        raise _refuse(problem) from None
+    if results is None:
+        table = Table(title=f"digest {digest_id}: {query}")
+        for name in ("score", "paper", "terms"):
+            table.add_column(name, overflow="fold")
+        for hit in hits:
+            table.add_row(
+                f"{hit.score:g}",
+                Text.assemble(
+                    _highlighted(hit.paper.title, hit),
+                    "\n",
+                    _highlighted(hit.paper.abstract, hit, limit=300, style="dim"),
+                ),
+                Text(", ".join(hit.terms)),
+            )
+        out.print(table)
+        out.print(f"{len(hits)} paper(s) match")
+        return
+    for result in results:
+        if not result.hits:
+            continue
+        out.print(Text(f"{result.topic.name}: {len(result.hits)} paper(s)", style="bold"))
+        for hit in result.hits:
+            out.print(Text.assemble(f"  {hit.score:>5g}  ", _highlighted(hit.paper.title, hit)))
+    stored = sum(len(r.hits) for r in results)
+    out.print(f"{stored} match(es) over {len(results)} topics stored for digest {digest_id}")
 
 
 @db_app.command("upgrade")
