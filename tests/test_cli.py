@@ -187,3 +187,63 @@ def test_a_feed_without_announcements_is_reported_empty_and_not_an_error(paperbo
     assert "empty arxiv-rss digest, nothing stored" in done.stdout
     assert paperboy("digests", "--json").stdout.strip() == "[]"
     assert "no digests stored yet" in paperboy("digests").stdout
+
+
+def test_match_query_lists_continual_learning_papers_with_terms(paperboy: Run) -> None:
+    paperboy("ingest", str(SEED))
+    done = paperboy("match", "--query", '"continual learning" OR lifelong')
+    assert done.returncode == 0, done.stderr
+    assert "A Comprehensive Survey of Continual Learning" in done.stdout
+    assert "Towards Lifelong Learning of Large Language Models" in done.stdout
+    assert "Safety Subspaces" not in done.stdout
+    assert "paper(s) match" in done.stdout
+
+
+def test_a_bad_query_shows_a_caret_under_the_column(paperboy: Run) -> None:
+    paperboy("ingest", str(SEED))
+    done = paperboy("match", "--query", "agents (tools")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "agents (tools",
+        "       ^",
+        "error: query error at column 8: this '(' is never closed: add a ')'",
+    ]
+
+
+def test_subscribe_list_and_unsubscribe(paperboy: Run) -> None:
+    assert paperboy("subscribe", "--email", "ann@example.org", "agents").returncode == 0
+    assert paperboy("subscribe", "--discord", "42", "title:RL -survey").returncode == 0
+    listed = paperboy("subscriptions").stdout
+    assert "ann@example.org" in listed
+    assert "title:RL -survey" in listed
+    assert paperboy("unsubscribe", "--email", "ann@example.org", "agents").returncode == 0
+    assert "ann@example.org" not in paperboy("subscriptions").stdout
+
+
+def test_subscribe_refusals_exit_2_with_one_line(paperboy: Run) -> None:
+    bad = paperboy("subscribe", "--email", "nobody", "agents")
+    assert (bad.returncode, bad.stderr.count("\n")) == (2, 1)
+    assert "is not an email address" in bad.stderr
+    paperboy("subscribe", "--email", "ann@example.org", "agents")
+    again = paperboy("subscribe", "--email", "ann@example.org", "agents")
+    assert again.returncode == 2
+    assert "already subscribed" in again.stderr
+    nobody = paperboy("subscribe", "agents")
+    assert nobody.returncode == 2
+    assert "--email ADDRESS or --discord USER_ID" in nobody.stderr
+
+
+def test_topics_lists_the_catalogue_with_counts(paperboy: Run) -> None:
+    paperboy("subscribe", "--email", "ann@example.org", "continual-learning")
+    done = paperboy("topics")
+    assert done.returncode == 0
+    line = next(x for x in done.stdout.splitlines() if "continual-learning" in x)
+    assert line.split("│")[-3].strip() == "1"
+
+
+def test_match_without_query_stores_matches_for_every_topic(paperboy: Run) -> None:
+    paperboy("ingest", str(SEED))
+    done = paperboy("match")
+    assert done.returncode == 0, done.stderr
+    assert "Continual learning:" in done.stdout
+    assert "stored for digest 1" in done.stdout

@@ -1,0 +1,146 @@
+"""Subscribing, unsubscribing and the fan-out of a digest's matches, on a real database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from newsletter.ingest import ingest_bytes
+from newsletter.models import ChannelFeed, Subscriber, Subscription, Topic
+from newsletter.pipeline import fan_out, match_digest
+from newsletter.query import QueryError
+from newsletter.subscriptions import (
+    SubscriptionError,
+    Who,
+    list_subscriptions,
+    subscribe,
+    topic_counts,
+    unsubscribe,
+)
+from newsletter.topics import catalogue
+from tests.conftest import NOW, SEED
+
+
+def rows(engine: Engine) -> tuple[int, int, int]:
+    with Session(engine) as session:
+        return tuple(  # type: ignore[return-value]
+            session.exec(select(func.count()).select_from(table)).one()
+            for table in (Subscriber, Subscription, Topic)
+        )
+
+
+def test_the_catalogue_has_at_least_25_topics_that_all_parse() -> None:
+    assert len(catalogue()) >= 25
+    assert len({t.slug for t in catalogue()}) == len(catalogue())
+
+
+def test_subscribing_by_slug_or_by_name_is_the_same_topic(engine: Engine) -> None:
+    first = subscribe(engine, Who(email="ann@example.org"), "continual-learning")
+    second = subscribe(engine, Who(discord_user_id=42), "Continual Learning")
+    assert first.id == second.id
+    assert first.slug == "continual-learning"
+
+
+def test_own_queries_that_mean_the_same_share_one_topic(engine: Engine) -> None:
+    first = subscribe(engine, Who(email="ann@example.org"), '"world models" OR WM')
+    second = subscribe(engine, Who(email="bob@example.org"), '("World Models") or wm')
+    assert first.id == second.id
+    assert rows(engine)[2] == len(catalogue()) + 1
+
+
+def test_an_address_is_normalised_and_one_person_is_one_row(engine: Engine) -> None:
+    subscribe(engine, Who(email="Ann@Example.ORG"), "agents")
+    subscribe(engine, Who(email="ann@example.org"), "robotics")
+    (person,) = {listed.subscriber.email for listed in list_subscriptions(engine)}
+    assert person == "ann@example.org"
+
+
+def test_a_duplicate_subscription_is_refused_and_nothing_written(engine: Engine) -> None:
+    subscribe(engine, Who(email="ann@example.org"), "agents", timezone="Europe/Paris", hour=7)
+    before = rows(engine)
+    with pytest.raises(SubscriptionError, match="already subscribed to 'LLM agents'"):
+        subscribe(engine, Who(email="ANN@example.org"), "agents", timezone="Asia/Tokyo")
+    assert rows(engine) == before
+    (listed,) = list_subscriptions(engine)
+    assert listed.subscriber.timezone == "Europe/Paris"
+
+
+@pytest.mark.parametrize(
+    ("who", "topic", "error", "message"),
+    [
+        (Who(email="not-an-email"), "agents", SubscriptionError, "is not an email address"),
+        (Who(), "agents", SubscriptionError, "give an email address or a Discord user id"),
+        (Who(discord_user_id=-5), "agents", SubscriptionError, "is not a Discord user id"),
+        (Who(email="a@example.org"), '"unclosed', QueryError, "quote is never closed"),
+        (Who(email="a@example.org"), "NOT everything", QueryError, "not negated"),
+    ],
+)
+def test_bad_requests_are_refused_with_the_reason_and_nothing_written(
+    engine: Engine, who: Who, topic: str, error: type[Exception], message: str
+) -> None:
+    before = rows(engine)
+    with pytest.raises(error, match=message):
+        subscribe(engine, who, topic)
+    assert rows(engine)[:2] == before[:2] == (0, 0)
+
+
+def test_unknown_time_zone_and_hour_are_refused(engine: Engine) -> None:
+    with pytest.raises(SubscriptionError, match="not a time zone"):
+        subscribe(engine, Who(email="a@example.org"), "agents", timezone="Mars/Olympus")
+    with pytest.raises(SubscriptionError, match="not between 0 and 23"):
+        subscribe(engine, Who(email="a@example.org"), "agents", hour=24)
+    assert rows(engine)[:2] == (0, 0)
+
+
+def test_unsubscribe_removes_one_subscription_only(engine: Engine) -> None:
+    subscribe(engine, Who(email="ann@example.org"), "agents")
+    subscribe(engine, Who(email="ann@example.org"), "robotics")
+    unsubscribe(engine, Who(email="ann@example.org"), "agents")
+    assert [s.topic.slug for s in list_subscriptions(engine)] == ["robotics"]
+
+
+def test_unsubscribing_from_what_one_never_had_is_refused(engine: Engine) -> None:
+    subscribe(engine, Who(email="ann@example.org"), "agents")
+    with pytest.raises(SubscriptionError, match="is not subscribed to 'robotics'"):
+        unsubscribe(engine, Who(email="ann@example.org"), "robotics")
+    with pytest.raises(SubscriptionError, match="is not subscribed"):
+        unsubscribe(engine, Who(email="bob@example.org"), "agents")
+
+
+def test_topic_counts_show_subscribers_and_channels(engine: Engine) -> None:
+    topic = subscribe(engine, Who(email="ann@example.org"), "agents")
+    subscribe(engine, Who(discord_user_id=7), "agents")
+    with Session(engine) as session, session.begin():
+        session.add(ChannelFeed(guild_id=1, channel_id=2, topic_id=topic.id))
+    counts = {c.topic.slug: (c.subscribers, c.channel_feeds) for c in topic_counts(engine)}
+    assert counts["agents"] == (2, 1)
+    assert counts["robotics"] == (0, 0)
+
+
+def test_matches_are_stored_and_fanned_out_to_people_and_channels(engine: Engine) -> None:
+    digest = ingest_bytes(engine, SEED.read_bytes(), "seed", NOW)
+    topic = subscribe(engine, Who(email="ann@example.org"), "continual-learning")
+    subscribe(engine, Who(discord_user_id=42), "continual-learning")
+    with Session(engine) as session, session.begin():
+        session.add(ChannelFeed(guild_id=1, channel_id=2, topic_id=topic.id))
+    results = {r.topic.slug: r for r in match_digest(engine, digest.digest_id)}
+    papers = {h.paper.id for h in results["continual-learning"].hits}
+    assert papers
+
+    deliveries = fan_out(engine, digest.digest_id)
+
+    by_target: dict[tuple[str, int], set[int]] = {}
+    for row in deliveries:
+        by_target.setdefault((row.kind, row.target_id), set()).add(row.paper_id)
+    assert sorted(kind for kind, _ in by_target) == ["channel_feed", "subscriber", "subscriber"]
+    assert all(found == papers for found in by_target.values())
+
+
+def test_matching_again_replaces_the_stored_matches(engine: Engine) -> None:
+    digest = ingest_bytes(engine, SEED.read_bytes(), "seed", NOW)
+    subscribe(engine, Who(email="ann@example.org"), "agents")
+    match_digest(engine, digest.digest_id)
+    first = len(fan_out(engine, digest.digest_id))
+    match_digest(engine, digest.digest_id)
+    assert len(fan_out(engine, digest.digest_id)) == first > 0
