@@ -31,17 +31,24 @@ class _Field:
 
     def __init__(self, texts: Sequence[str]) -> None:
         self.words: list[list[str]] = [stems(text) for text in texts]
+        self.positions: list[dict[str, list[int]]] = []
         self.postings: dict[str, int] = defaultdict(int)
         for number, words in enumerate(self.words):
+            where: dict[str, list[int]] = defaultdict(list)
+            for position, word in enumerate(words):
+                where[word].append(position)
+            self.positions.append(where)
             bit = 1 << number
-            for word in set(words):
+            for word in where:
                 self.postings[word] |= bit
 
     def count(self, paper: int, term: Term) -> int:
-        words, n = self.words[paper], len(term.words)
-        if n == 1:
-            return words.count(term.words[0])
-        return sum(1 for i in range(len(words) - n + 1) if tuple(words[i : i + n]) == term.words)
+        """Occurrences of the term; a phrase is checked only where its first word stands."""
+        starts = self.positions[paper].get(term.words[0], ())
+        if len(term.words) == 1:
+            return len(starts)
+        words, rest = self.words[paper], list(term.words[1:])
+        return sum(1 for p in starts if words[p + 1 : p + len(term.words)] == rest)
 
     def mask(self, term: Term) -> int:
         candidates = -1

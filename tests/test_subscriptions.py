@@ -7,8 +7,8 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from newsletter.ingest import ingest_bytes
-from newsletter.models import ChannelFeed, Subscriber, Subscription, Topic
-from newsletter.pipeline import fan_out, match_digest
+from newsletter.models import ChannelFeed, PaperMatch, Subscriber, Subscription, Topic
+from newsletter.pipeline import fan_out, match_digest, papers_for
 from newsletter.query import QueryError
 from newsletter.subscriptions import (
     SubscriptionError,
@@ -128,19 +128,39 @@ def test_matches_are_stored_and_fanned_out_to_people_and_channels(engine: Engine
     papers = {h.paper.id for h in results["continual-learning"].hits}
     assert papers
 
-    deliveries = fan_out(engine, digest.digest_id)
+    targets = fan_out(engine, digest.digest_id)
 
-    by_target: dict[tuple[str, int], set[int]] = {}
-    for row in deliveries:
-        by_target.setdefault((row.kind, row.target_id), set()).add(row.paper_id)
-    assert sorted(kind for kind, _ in by_target) == ["channel_feed", "subscriber", "subscriber"]
-    assert all(found == papers for found in by_target.values())
+    assert len(targets.subscribers) == 2
+    assert list(targets.channel_feeds.values()) == [[topic.id]]
+    for topics in [*targets.subscribers.values(), *targets.channel_feeds.values()]:
+        assert {m.paper_id for m in papers_for(engine, digest.digest_id, topics)} == papers
+
+
+def test_a_subscriber_whose_topics_matched_nothing_gets_nothing(engine: Engine) -> None:
+    digest = ingest_bytes(engine, SEED.read_bytes(), "seed", NOW)
+    subscribe(engine, Who(email="ann@example.org"), '"no paper says this"')
+    subscribe(engine, Who(email="bob@example.org"), "continual-learning")
+    match_digest(engine, digest.digest_id)
+    assert len(fan_out(engine, digest.digest_id).subscribers) == 1
+
+
+def test_a_target_with_several_topics_gets_each_paper_best_first(engine: Engine) -> None:
+    digest = ingest_bytes(engine, SEED.read_bytes(), "seed", NOW)
+    subscribe(engine, Who(email="ann@example.org"), "continual-learning")
+    subscribe(engine, Who(email="ann@example.org"), "in-context-learning")
+    match_digest(engine, digest.digest_id)
+    (topics,) = fan_out(engine, digest.digest_id).subscribers.values()
+    assert len(topics) == 2
+    scores = [m.score for m in papers_for(engine, digest.digest_id, topics)]
+    assert scores == sorted(scores, reverse=True)
 
 
 def test_matching_again_replaces_the_stored_matches(engine: Engine) -> None:
     digest = ingest_bytes(engine, SEED.read_bytes(), "seed", NOW)
     subscribe(engine, Who(email="ann@example.org"), "agents")
-    match_digest(engine, digest.digest_id)
-    first = len(fan_out(engine, digest.digest_id))
-    match_digest(engine, digest.digest_id)
-    assert len(fan_out(engine, digest.digest_id)) == first > 0
+    first = match_digest(engine, digest.digest_id)
+    again = match_digest(engine, digest.digest_id)
+    assert [len(r.hits) for r in again] == [len(r.hits) for r in first]
+    with Session(engine) as session:
+        stored = session.exec(select(func.count()).select_from(PaperMatch)).one()
+    assert stored == sum(len(r.hits) for r in first) > 0
