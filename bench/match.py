@@ -169,7 +169,7 @@ def main() -> None:
         print(f"peak Python memory (tracemalloc) of match + fan-out: {peak / 2**20:.0f} MiB")
 
         with Session(engine) as session:
-            query_of = dict(session.exec(select(Topic.id, Topic.query)))
+            query_of = dict(session.exec(select(Topic.id, Topic.query)).all())
         sample = rng.sample(range(args.subscribers), args.naive_sample)
         by_person: dict[int, list[int]] = {}
         for person, topic in links:

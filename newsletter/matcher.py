@@ -100,11 +100,13 @@ class DigestIndex:
 
     def match(self, node: Node) -> list[Hit]:
         """The papers the query selects, best first, each with its score and the terms that hit."""
-        positive = list(dict.fromkeys(terms(node)))
+        positive = [(t, self.term_mask(t)) for t in dict.fromkeys(terms(node))]
         hits = []
         for paper in _bits(self.mask(node)):
             score, found = 0.0, []
-            for term in positive:
+            for term, holders in positive:
+                if not (holders >> paper) & 1:
+                    continue
                 in_title = self.title.count(paper, term)
                 in_abstract = 0 if term.title_only else self.abstract.count(paper, term)
                 if in_title or in_abstract:

@@ -151,8 +151,10 @@ def test_a_target_with_several_topics_gets_each_paper_best_first(engine: Engine)
     match_digest(engine, digest.digest_id)
     (topics,) = fan_out(engine, digest.digest_id).subscribers.values()
     assert len(topics) == 2
-    scores = [m.score for m in papers_for(engine, digest.digest_id, topics)]
+    matches = papers_for(engine, digest.digest_id, topics)
+    scores = [m.score for m in matches]
     assert scores == sorted(scores, reverse=True)
+    assert all(m.terms and all(isinstance(t, str) for t in m.terms) for m in matches)
 
 
 def test_matching_again_replaces_the_stored_matches(engine: Engine) -> None:
