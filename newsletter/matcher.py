@@ -42,13 +42,13 @@ class _Field:
             for word in where:
                 self.postings[word] |= bit
 
-    def count(self, paper: int, term: Term) -> int:
-        """Occurrences of the term; a phrase is checked only where its first word stands."""
-        starts = self.positions[paper].get(term.words[0], ())
+    def starts(self, paper: int, term: Term) -> list[int]:
+        """Where the term stands; a phrase is checked only where its first word stands."""
+        starts = self.positions[paper].get(term.words[0], [])
         if len(term.words) == 1:
-            return len(starts)
+            return starts
         words, rest = self.words[paper], list(term.words[1:])
-        return sum(1 for p in starts if words[p + 1 : p + len(term.words)] == rest)
+        return [p for p in starts if words[p + 1 : p + len(term.words)] == rest]
 
     def mask(self, term: Term) -> int:
         candidates = -1
@@ -58,7 +58,7 @@ class _Field:
             return candidates
         mask = 0
         for paper in _bits(candidates):
-            if self.count(paper, term):
+            if self.starts(paper, term):
                 mask |= 1 << paper
         return mask
 
@@ -98,20 +98,44 @@ class DigestIndex:
             result = result & mask if isinstance(node, And) else result | mask
         return result
 
-    def match(self, node: Node) -> list[Hit]:
-        """The papers the query selects, best first, each with its score and the terms that hit."""
-        positive = [(t, self.term_mask(t)) for t in dict.fromkeys(terms(node))]
+    def match(self, node: Node, min_score: float = 0.0) -> list[Hit]:
+        """The papers the query selects with at least `min_score`, best first, with their terms.
+
+        The score counts places, not terms: where "knowledge distillation" and "distillation"
+        both hit, or "agent" and "agents" share a stem, the text said it once and counts once.
+        """
+        positive = {(t.words, t.title_only): t for t in reversed(list(terms(node)))}
+        candidates = [(t, self.term_mask(t)) for t in reversed(positive.values())]
         hits = []
         for paper in _bits(self.mask(node)):
-            score, found = 0.0, []
-            for term, holders in positive:
+            title: list[tuple[int, int]] = []
+            abstract: list[tuple[int, int]] = []
+            found = []
+            for term, holders in candidates:
                 if not (holders >> paper) & 1:
                     continue
-                in_title = self.title.count(paper, term)
-                in_abstract = 0 if term.title_only else self.abstract.count(paper, term)
+                width = len(term.words)
+                in_title = [(p, p + width) for p in self.title.starts(paper, term)]
+                in_abstract = (
+                    []
+                    if term.title_only
+                    else [(p, p + width) for p in self.abstract.starts(paper, term)]
+                )
                 if in_title or in_abstract:
-                    score += TITLE_WEIGHT * in_title + in_abstract
+                    title += in_title
+                    abstract += in_abstract
                     found.append(term.text)
-            hits.append(Hit(paper, score, tuple(found)))
+            score = TITLE_WEIGHT * _places(title) + _places(abstract)
+            if score >= min_score:
+                hits.append(Hit(paper, score, tuple(dict.fromkeys(found))))
         hits.sort(key=lambda hit: (-hit.score, hit.paper))
         return hits
+
+
+def _places(spans: list[tuple[int, int]]) -> int:
+    """Word spans not inside another: one per place in the text that some term hit."""
+    places, reach = 0, -1
+    for _, end in sorted(spans, key=lambda span: (span[0], -span[1])):
+        if end > reach:
+            places, reach = places + 1, end
+    return places

@@ -10,6 +10,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -102,6 +103,10 @@ class Topic(SQLModel, table=True):
     query: str = Field(sa_column=Column(Text, nullable=False))
     canonical: str = Field(sa_column=Column(String(2000), nullable=False, unique=True))
     builtin: bool = False
+    # The score a paper needs to count as being about the topic (see `matcher.match`).
+    min_score: float = Field(
+        default=1.0, sa_column=Column(Float, nullable=False, server_default=text("1"))
+    )
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=False), nullable=False)
     )

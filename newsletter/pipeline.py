@@ -82,7 +82,7 @@ def match_digest(engine: Engine, digest_id: int) -> list[TopicMatches]:
         topics = list(session.exec(select(Topic).order_by(col(Topic.id))))
         index = DigestIndex([(p.title, p.abstract) for p in papers])
         results = [
-            TopicMatches(topic, _resolve(papers, index.match(parse(topic.query))))
+            TopicMatches(topic, _resolve(papers, index.match(parse(topic.query), topic.min_score)))
             for topic in topics
         ]
         session.execute(delete(PaperMatch).where(col(PaperMatch.digest_id) == digest_id))

@@ -17,6 +17,11 @@ from sqlmodel import Session, col, select
 from newsletter.models import Topic
 from newsletter.query import Node, QueryError, canonical, parse
 
+# A catalogue topic asks for a title hit or two places in the abstract: one passing mention
+# ("unlike knowledge distillation, we ...") does not make a paper about the topic. A person's
+# own query keeps the model default of 1, any hit, because they wrote exactly what they want.
+CATALOGUE_MIN_SCORE = 2.0
+
 
 @dataclass(frozen=True)
 class CatalogueTopic:
@@ -24,6 +29,7 @@ class CatalogueTopic:
     name: str
     query: str
     node: Node
+    min_score: float = CATALOGUE_MIN_SCORE
 
 
 @cache
@@ -36,7 +42,8 @@ def catalogue() -> tuple[CatalogueTopic, ...]:
             node = parse(entry["query"])
         except QueryError as err:
             raise ValueError(f"catalogue.toml: topic {entry['slug']!r}: {err}") from None
-        topics.append(CatalogueTopic(entry["slug"], entry["name"], entry["query"], node))
+        min_score = float(entry.get("min_score", CATALOGUE_MIN_SCORE))
+        topics.append(CatalogueTopic(entry["slug"], entry["name"], entry["query"], node, min_score))
     return tuple(topics)
 
 
@@ -46,6 +53,7 @@ def sync_catalogue(session: Session) -> None:
     for entry in catalogue():
         row = stored.get(entry.slug) or Topic(slug=entry.slug, builtin=True)
         row.name, row.query, row.canonical = entry.name, entry.query, canonical(entry.node)
+        row.min_score = entry.min_score
         session.add(row)
     session.flush()
 

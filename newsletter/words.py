@@ -15,13 +15,17 @@ import snowballstemmer
 _WORD = re.compile(r"[^\W_]+")
 _ABBREVIATION = re.compile(r"[A-Z][A-Z0-9]*[A-Z][A-Z0-9]*s?")
 _STEMMER = snowballstemmer.stemmer("english")
+# Terms of art that Snowball would fold into a broader word: "agentic" is a kind of system,
+# while its stem "agent" is in every reinforcement learning abstract.
+_WHOLE = frozenset({"agentic"})
 
 
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     if _ABBREVIATION.fullmatch(word):
         return word.removesuffix("s").lower()
-    return _STEMMER.stemWord(word.lower())
+    lower = word.lower()
+    return lower if lower in _WHOLE else _STEMMER.stemWord(lower)
 
 
 def spans(text: str) -> Iterator[tuple[str, int, int]]:

@@ -53,6 +53,19 @@ def test_a_title_hit_outweighs_an_abstract_hit() -> None:
     assert [(h.paper, h.score) for h in hits] == [(0, TITLE_WEIGHT), (1, 1.0)]
 
 
+def test_a_place_hit_by_several_terms_counts_once() -> None:
+    index = small(("Models", "Knowledge distillation helps. LLM agents and agents."))
+    [phrase_and_word] = index.match(parse('"knowledge distillation" OR distillation'))
+    [same_stem] = index.match(parse("agent OR agents"))
+    assert (phrase_and_word.score, same_stem.score) == (1.0, 2.0)
+    assert phrase_and_word.terms == ("knowledge distillation", "distillation")
+
+
+def test_min_score_drops_papers_that_mention_the_query_only_in_passing() -> None:
+    index = small(("Distillation at scale", "x"), ("Models", "Unlike distillation, we ..."))
+    assert [h.paper for h in index.match(parse("distillation"), min_score=2)] == [0]
+
+
 def test_stemming_finds_other_forms_of_the_word() -> None:
     index = small(("Distilling LLMs", "Abstract."), ("Nothing", "Unrelated."))
     assert [h.paper for h in index.match(parse("distillation LLM"))] == [0]
@@ -65,6 +78,12 @@ def test_an_abbreviation_matches_whole_words_only() -> None:
         ("A world of URLs", "x"),
     )
     assert [h.paper for h in index.match(parse("RL"))] == [0]
+
+
+def test_agentic_is_not_folded_into_agent() -> None:
+    index = small(("Agentic coding", "x"), ("An RL agent", "x"))
+    assert [h.paper for h in index.match(parse("agentic"))] == [0]
+    assert [h.paper for h in index.match(parse("agent"))] == [1]
 
 
 def test_a_phrase_needs_its_words_adjacent_and_in_order() -> None:

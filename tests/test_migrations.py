@@ -70,3 +70,30 @@ def test_an_unreachable_server_is_named_without_its_password() -> None:
 def test_a_malformed_url_is_refused_clearly() -> None:
     with pytest.raises(DatabaseError, match="is not a database URL"):
         open_database("not a url")
+
+
+def test_subscriptions_from_before_topic_thresholds_survive_the_upgrade(database_url: str) -> None:
+    old = open_database(database_url, "0002")
+    with old.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO topic (id, name, query, canonical, builtin, created_at) "
+                "VALUES (1, 'mine', 'lifelong', 'lifelong', false, '2026-01-01')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO subscriber (id, email, timezone, delivery_hour, created_at) "
+                "VALUES (1, 'ann@example.org', 'UTC', 7, '2026-01-01')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO subscription (subscriber_id, topic_id, created_at) "
+                "VALUES (1, 1, '2026-01-01')"
+            )
+        )
+    engine = open_database(database_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM subscription")).scalar_one() == 1
+        assert connection.execute(text("SELECT min_score FROM topic")).scalar_one() == 1

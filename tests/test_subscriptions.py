@@ -166,3 +166,15 @@ def test_matching_again_replaces_the_stored_matches(engine: Engine) -> None:
     with Session(engine) as session:
         stored = session.exec(select(func.count()).select_from(PaperMatch)).one()
     assert stored == sum(len(r.hits) for r in first) > 0
+
+
+def test_a_catalogue_topic_asks_more_than_a_passing_mention_and_an_own_query_does_not(
+    engine: Engine,
+) -> None:
+    digest = ingest_bytes(engine, SEED.read_bytes(), "seed", NOW)
+    subscribe(engine, Who(email="ann@example.org"), "knowledge-distillation")
+    own = subscribe(engine, Who(email="bob@example.org"), '"knowledge distillation"')
+    results = {r.topic.id: r for r in match_digest(engine, digest.digest_id)}
+    catalogue_hits = next(r for r in results.values() if r.topic.slug == "knowledge-distillation")
+    assert min(h.score for h in catalogue_hits.hits) >= catalogue_hits.topic.min_score > 1
+    assert min(h.score for h in results[own.id].hits) == 1
