@@ -134,6 +134,8 @@ class DigestIndex:
 
 def _places(spans: list[tuple[int, int]]) -> int:
     """Word spans not inside another: one per place in the text that some term hit."""
+    if len(spans) < 2:
+        return len(spans)
     places, reach = 0, -1
     for _, end in sorted(spans, key=lambda span: (span[0], -span[1])):
         if end > reach:

@@ -86,8 +86,16 @@ def match_digest(engine: Engine, digest_id: int) -> list[TopicMatches]:
             for topic in topics
         ]
         session.execute(delete(PaperMatch).where(col(PaperMatch.digest_id) == digest_id))
+        # Many hits share their terms, so each distinct list is encoded once.
+        encoded: dict[tuple[str, ...], str] = {}
         rows = [
-            (digest_id, result.topic.id, hit.paper.id, hit.score, json.dumps(hit.terms))
+            (
+                digest_id,
+                result.topic.id,
+                hit.paper.id,
+                hit.score,
+                encoded.get(hit.terms) or encoded.setdefault(hit.terms, json.dumps(hit.terms)),
+            )
             for result in results
             for hit in result.hits
         ]
