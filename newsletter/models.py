@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -126,6 +127,14 @@ class Subscriber(SQLModel, table=True):
     discord_user_id: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True))
     timezone: str = Field(default="UTC", sa_column=Column(String(64), nullable=False))
     delivery_hour: int = Field(default=8, sa_column=Column(Integer, nullable=False))
+    # Mail goes only to a `confirmed` address; see `EmailStatus` for the others.
+    email_status: str | None = Field(default=None, sa_column=Column(String(16)))
+    email_confirmed_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    confirmation_sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    # Hard (5xx) failures in a row; the address is suspended at `MAX_HARD_FAILURES`.
+    hard_failures: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=False), nullable=False)
     )
@@ -180,3 +189,55 @@ class PaperMatch(SQLModel, table=True):
     paper_id: int = Field(sa_column=Column(Integer, ForeignKey("paper.id"), primary_key=True))
     score: float
     terms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class Delivery(SQLModel, table=True):
+    """One message to send: the outbox row that makes sending crash-safe.
+
+    `key` is unique, so a day's mail or a digest's post is queued once however often the
+    scheduler runs; a sender claims the row (`sending`, with a lease), sends, then marks it
+    `sent`. A sender that dies leaves a claim whose lease runs out and another sender retries
+    it, with the same Message-ID, so a duplicate is recognisable.
+    """
+
+    __table_args__ = (Index("ix_delivery_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    kind: str = Field(sa_column=Column(String(16), nullable=False))
+    subscriber_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("subscriber.id", ondelete="CASCADE"), index=True),
+    )
+    channel_feed_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("channel_feed.id", ondelete="CASCADE"), index=True),
+    )
+    digest_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("digest.id", ondelete="CASCADE"))
+    )
+    day: date | None = Field(default=None, sa_column=Column(Date))
+    # A daily mail holds the matches of digests after `after_digest_id` up to `digest_id`:
+    # ids, not times, so a digest matched after the mail was queued is in the next one.
+    after_digest_id: int | None = Field(default=None, sa_column=Column(Integer))
+    status: str = Field(default="pending", sa_column=Column(String(16), nullable=False))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    next_attempt_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime, nullable=False)
+    )
+    claimed_by: str | None = Field(default=None, sa_column=Column(String(100)))
+    claimed_until: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=False), nullable=False)
+    )
+
+
+class AppSetting(SQLModel, table=True):
+    """Values paperboy makes for itself once, such as the key that signs links in mails."""
+
+    __tablename__ = "app_setting"
+
+    name: str = Field(sa_column=Column(String(64), primary_key=True))
+    value: str = Field(sa_column=Column(Text, nullable=False))

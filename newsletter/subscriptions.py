@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
@@ -10,7 +11,9 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from newsletter.db import writing
-from newsletter.models import ChannelFeed, Subscriber, Subscription, Topic
+from newsletter.models import ChannelFeed, Subscriber, Subscription, Topic, utcnow
+from newsletter.optin import EmailStatus, ImportRow, request_confirmation
+from newsletter.query import QueryError
 from newsletter.topics import find_topic, sync_catalogue, topic_for
 
 
@@ -60,11 +63,7 @@ def _find(session: Session, who: Who) -> Subscriber | None:
     return by_email or by_discord
 
 
-def subscribe(
-    engine: Engine, who: Who, text: str, timezone: str | None = None, hour: int | None = None
-) -> Topic:
-    """Subscribe to a catalogue topic or a query; a duplicate is refused, nothing written."""
-    who = checked(who)
+def _checked_delivery(timezone: str | None, hour: int | None) -> None:
     if timezone is not None:
         try:
             ZoneInfo(timezone)
@@ -72,21 +71,86 @@ def subscribe(
             raise SubscriptionError(f"{timezone!r} is not a time zone (try Europe/Paris)") from None
     if hour is not None and not 0 <= hour <= 23:
         raise SubscriptionError(f"delivery hour {hour} is not between 0 and 23")
+
+
+def _subscribe(
+    session: Session,
+    who: Who,
+    text: str,
+    timezone: str | None,
+    hour: int | None,
+    now: datetime,
+    confirmed: bool,
+) -> Topic:
+    topic = topic_for(session, text)
+    subscriber = _find(session, who)
+    if subscriber is None:
+        subscriber = Subscriber(email=who.email, discord_user_id=who.discord_user_id)
+    new_address = who.email is not None and subscriber.email_status is None
+    subscriber.email = subscriber.email or who.email
+    subscriber.discord_user_id = subscriber.discord_user_id or who.discord_user_id
+    subscriber.timezone = timezone or subscriber.timezone
+    subscriber.delivery_hour = subscriber.delivery_hour if hour is None else hour
+    session.add(subscriber)
+    session.flush()
+    if session.get(Subscription, (subscriber.id, topic.id)) is not None:
+        raise SubscriptionError(f"{who} is already subscribed to {topic.name!r}")
+    session.add(Subscription(subscriber_id=subscriber.id, topic_id=topic.id))
+    if confirmed:
+        subscriber.email_status = EmailStatus.CONFIRMED
+        subscriber.email_confirmed_at = subscriber.email_confirmed_at or now
+    elif new_address:
+        request_confirmation(session, subscriber, now)
+    return topic
+
+
+def subscribe(
+    engine: Engine,
+    who: Who,
+    text: str,
+    timezone: str | None = None,
+    hour: int | None = None,
+    now: datetime | None = None,
+) -> Topic:
+    """Subscribe to a catalogue topic or a query; a duplicate is refused, nothing written.
+
+    A new email address starts `pending` and is sent a confirmation mail: no digest goes to
+    it until its owner confirms.
+    """
+    who = checked(who)
+    _checked_delivery(timezone, hour)
     with Session(writing(engine), expire_on_commit=False) as session, session.begin():
-        topic = topic_for(session, text)
-        subscriber = _find(session, who)
-        if subscriber is None:
-            subscriber = Subscriber(email=who.email, discord_user_id=who.discord_user_id)
-        subscriber.email = subscriber.email or who.email
-        subscriber.discord_user_id = subscriber.discord_user_id or who.discord_user_id
-        subscriber.timezone = timezone or subscriber.timezone
-        subscriber.delivery_hour = subscriber.delivery_hour if hour is None else hour
-        session.add(subscriber)
-        session.flush()
-        if session.get(Subscription, (subscriber.id, topic.id)) is not None:
-            raise SubscriptionError(f"{who} is already subscribed to {topic.name!r}")
-        session.add(Subscription(subscriber_id=subscriber.id, topic_id=topic.id))
-        return topic
+        return _subscribe(session, who, text, timezone, hour, now or utcnow(), confirmed=False)
+
+
+def import_subscribers(
+    engine: Engine, rows: list[ImportRow], confirmed: bool, now: datetime | None = None
+) -> int:
+    """Add a list of people in one transaction: a bad row refuses the whole file.
+
+    Without `confirmed` everyone gets a confirmation mail first; with it, the admin vouches
+    that these people already agreed to receive mail (as when moving a list from elsewhere).
+    """
+    checked_rows = []
+    for number, row in enumerate(rows, start=1):
+        try:
+            who = checked(Who(email=row.email))
+            _checked_delivery(row.timezone, row.hour)
+        except SubscriptionError as err:
+            raise SubscriptionError(f"row {number}: {err}") from None
+        checked_rows.append((number, who, row))
+    added = 0
+    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
+        for number, who, row in checked_rows:
+            for text in row.topics:
+                try:
+                    _subscribe(
+                        session, who, text, row.timezone, row.hour, now or utcnow(), confirmed
+                    )
+                except (SubscriptionError, QueryError) as err:
+                    raise SubscriptionError(f"row {number}: {text!r}: {err}") from None
+                added += 1
+    return added
 
 
 def unsubscribe(engine: Engine, who: Who, text: str) -> Topic:

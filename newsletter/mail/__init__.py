@@ -1,0 +1,1 @@
+"""The daily mail: templates, signed links, messages, transports and the sender."""

@@ -1,0 +1,130 @@
+"""Turning a delivery into a message: the daily digest and the confirmation mail.
+
+Paper text never reaches a header: subjects are built from counts and dates only, and the
+recipient is an address email-validator accepted. Bodies are rendered with autoescaping
+(HTML) and from already control-stripped text (plain), so hostile titles stay text.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+
+from jinja2 import Environment
+
+from newsletter.mail.links import CONFIRM_FOR, Links
+from newsletter.models import Paper
+
+ABSTRACT_CHARS = 600
+# Long header lines are legal up to 998 characters; at the default 78 Python would fold a long
+# List-Unsubscribe URL into RFC 2047 encoded words, which no mail client reads as a URL.
+POLICY = email.policy.default.clone(max_line_length=998)
+AUTHORS_SHOWN = 8
+
+
+@dataclass(frozen=True)
+class PaperView:
+    title: str
+    url: str
+    authors: str
+    terms: tuple[str, ...]
+    abstract: str
+
+    @classmethod
+    def of(cls, paper: Paper, terms: tuple[str, ...]) -> PaperView:
+        names = list(paper.authors or [])
+        authors = ", ".join(names[:AUTHORS_SHOWN]) + (
+            " et al." if len(names) > AUTHORS_SHOWN else ""
+        )
+        abstract = paper.abstract or ""
+        if len(abstract) > ABSTRACT_CHARS:
+            abstract = abstract[:ABSTRACT_CHARS].rsplit(" ", 1)[0] + " …"
+        return cls(paper.title, paper.url or "", authors, terms, abstract)
+
+
+@dataclass(frozen=True)
+class Section:
+    topic: str
+    papers: tuple[PaperView, ...]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    subscriber_id: int
+    email: str
+
+
+class Composer:
+    """Builds messages; templates are loaded (and their CSS inlined) once, here."""
+
+    def __init__(self, env: Environment, links: Links, mail_from: str) -> None:
+        self.links = links
+        self.mail_from = mail_from
+        self.domain = parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
+        self._daily_html = env.get_template("mail/daily.html")
+        self._daily_text = env.get_template("mail/daily.txt")
+        self._confirm_html = env.get_template("mail/confirm.html")
+        self._confirm_text = env.get_template("mail/confirm.txt")
+
+    def message_id(self, key: str) -> str:
+        """Stable per delivery, so a resent mail is recognisably the same one."""
+        return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{self.domain}>"
+
+    def daily_context(
+        self, delivery_id: int, to: Recipient, day: date, sections: list[Section]
+    ) -> dict[str, object]:
+        return {
+            "day": day.isoformat(),
+            "email": to.email,
+            "sections": sections,
+            "paper_count": sum(len(s.papers) for s in sections),
+            "view_url": self.links.view_url(delivery_id),
+            "manage_url": self.links.manage_url(to.subscriber_id, to.email),
+            "unsubscribe_url": self.links.unsubscribe_url(to.subscriber_id, to.email),
+        }
+
+    def daily_html(self, context: dict[str, object]) -> str:
+        return self._daily_html.render(context)
+
+    def daily(
+        self, key: str, delivery_id: int, to: Recipient, day: date, sections: list[Section]
+    ) -> EmailMessage:
+        context = self.daily_context(delivery_id, to, day, sections)
+        count = context["paper_count"]
+        subject = f"paperboy {day.isoformat()}: {count} new paper{'s' if count != 1 else ''}"
+        message = self._message(key, to, subject)
+        unsubscribe = str(context["unsubscribe_url"])
+        token = self.links.unsubscribe_token(to.subscriber_id, to.email)
+        mailto = f"mailto:{parseaddr(self.mail_from)[1]}?subject=unsubscribe%20{token}"
+        message["List-Unsubscribe"] = f"<{unsubscribe}>, <{mailto}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        message["List-Id"] = f"paperboy daily digest <daily.{self.domain}>"
+        message.set_content(self._daily_text.render(context))
+        message.add_alternative(self.daily_html(context), subtype="html")
+        return message
+
+    def confirmation(self, key: str, to: Recipient, code: str) -> EmailMessage:
+        context = {
+            "email": to.email,
+            "code": code,
+            "confirm_url": self.links.confirm_url(to.subscriber_id, to.email),
+            "hours": int(CONFIRM_FOR.total_seconds() // 3600),
+        }
+        message = self._message(key, to, f"Confirm your paperboy subscription: code {code}")
+        message.set_content(self._confirm_text.render(context))
+        message.add_alternative(self._confirm_html.render(context), subtype="html")
+        return message
+
+    def _message(self, key: str, to: Recipient, subject: str) -> EmailMessage:
+        message = EmailMessage(policy=POLICY)
+        message["From"] = self.mail_from
+        message["To"] = Address(addr_spec=to.email)
+        message["Subject"] = subject
+        message["Date"] = format_datetime(datetime.now(UTC))
+        message["Message-ID"] = self.message_id(key)
+        return message

@@ -1,0 +1,191 @@
+"""The mail sender: claim due mails from the outbox, build them, send them, settle them.
+
+Mails are claimed and settled in batches (one transaction each) and sent concurrently within
+a batch, as many at once as the transport allows. A 5xx reply fails the delivery and counts
+against the address (suspended after three in a row); a 4xx reply or a lost connection is
+retried with backoff. Between claim and settle a crash loses nothing: the claim's lease
+runs out and the mail is sent again, with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from newsletter.config import get_settings
+from newsletter.db import writing
+from newsletter.mail.compose import Composer, Recipient
+from newsletter.mail.daily import Window, sections_for
+from newsletter.mail.links import links_for
+from newsletter.mail.templates import environment
+from newsletter.mail.transports import (
+    PermanentFailure,
+    TemporaryFailure,
+    Transport,
+    transport_from,
+)
+from newsletter.models import Delivery, Subscriber, Subscription, utcnow
+from newsletter.optin import EmailStatus, record_result
+from newsletter.outbox import LEASE, Outcome, Result, claim, due, settle
+
+log = logging.getLogger(__name__)
+
+MAIL_KINDS = ("daily", "confirm")
+BATCH = 500
+
+
+@dataclass
+class Summary:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    skipped: int = 0
+    suspended: list[str] = field(default_factory=list)
+
+    def add(self, result: Result) -> None:
+        name = {Result.RETRY: "retried"}.get(result, result.value)
+        setattr(self, name, getattr(self, name) + 1)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A claimed delivery made into a message, or the reason there is nothing to send."""
+
+    delivery: Delivery
+    message: EmailMessage | None
+    skip: str | None = None
+
+
+def build(engine: Engine, composer: Composer, deliveries: list[Delivery]) -> list[Draft]:
+    """Messages for a batch of deliveries, reading what they need in a few queries."""
+    with Session(engine) as session:
+        ids = {d.subscriber_id for d in deliveries if d.subscriber_id is not None}
+        readers = {
+            s.id: s for s in session.exec(select(Subscriber).where(col(Subscriber.id).in_(ids)))
+        }
+        topics: dict[int, list[int]] = {}
+        for subscriber_id, topic_id in session.exec(
+            select(Subscription.subscriber_id, Subscription.topic_id).where(
+                col(Subscription.subscriber_id).in_(ids)
+            )
+        ):
+            topics.setdefault(subscriber_id, []).append(topic_id)
+        windows = [
+            Window(
+                d.id, tuple(topics.get(d.subscriber_id, ())), d.after_digest_id or 0, d.digest_id
+            )
+            for d in deliveries
+            if d.kind == "daily" and d.id is not None and d.digest_id is not None
+        ]
+        sections = sections_for(session, windows)
+    drafts = []
+    for delivery in deliveries:
+        reader = readers.get(delivery.subscriber_id)
+        if reader is None or reader.email is None:
+            drafts.append(Draft(delivery, None, "the subscriber is gone"))
+            continue
+        to = Recipient(reader.id, reader.email)
+        if delivery.kind == "confirm":
+            if reader.email_status == EmailStatus.CONFIRMED:
+                drafts.append(Draft(delivery, None, "already confirmed"))
+            else:
+                code = composer.links.code(reader.id, reader.email, reader.confirmation_sent_at)
+                drafts.append(Draft(delivery, composer.confirmation(delivery.key, to, code)))
+            continue
+        if reader.email_status != EmailStatus.CONFIRMED:
+            drafts.append(Draft(delivery, None, f"address is {reader.email_status}"))
+            continue
+        found = sections.get(delivery.id, [])
+        if not found:
+            drafts.append(Draft(delivery, None, "no matched papers"))
+            continue
+        message = composer.daily(delivery.key, delivery.id, to, delivery.day, found)
+        drafts.append(Draft(delivery, message))
+    return drafts
+
+
+async def _send(transport: Transport, draft: Draft) -> Outcome:
+    delivery_id = draft.delivery.id
+    if draft.message is None:
+        return Outcome(delivery_id, Result.SKIPPED, draft.skip)
+    try:
+        await transport.send(draft.message)
+    except PermanentFailure as err:
+        return Outcome(delivery_id, Result.FAILED, str(err))
+    except TemporaryFailure as err:
+        return Outcome(delivery_id, Result.RETRY, str(err))
+    return Outcome(delivery_id, Result.SENT)
+
+
+def _record(engine: Engine, drafts: list[Draft], outcomes: list[Outcome]) -> list[str]:
+    """Hard failures in a row per address; returns the addresses this batch suspended."""
+    results = {}
+    for draft, outcome in zip(drafts, outcomes, strict=True):
+        if outcome.result in (Result.SENT, Result.FAILED) and draft.delivery.subscriber_id:
+            results[draft.delivery.subscriber_id] = outcome.result is Result.FAILED
+    suspended = []
+    with Session(writing(engine)) as session, session.begin():
+        for reader in session.exec(select(Subscriber).where(col(Subscriber.id).in_(results))):
+            if record_result(session, reader, results[reader.id]):
+                suspended.append(reader.email or "")
+    return suspended
+
+
+async def send_due(
+    engine: Engine,
+    transport: Transport,
+    composer: Composer,
+    *,
+    worker: str | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    batch: int = BATCH,
+    lease: timedelta = LEASE,
+    progress: Callable[[int], None] | None = None,
+) -> Summary:
+    """Send every mail that is due now; returns what happened to them."""
+    worker = worker or worker_name()
+    summary = Summary()
+    while True:
+        claimed = claim(engine, MAIL_KINDS, worker, clock(), batch, lease)
+        if not claimed:
+            return summary
+        drafts = build(engine, composer, claimed)
+        outcomes = list(await asyncio.gather(*(_send(transport, d) for d in drafts)))
+        settle(engine, worker, outcomes, clock())
+        suspended = _record(engine, drafts, outcomes)
+        for address in suspended:
+            log.warning("suspended %s after repeated hard bounces", address)
+        summary.suspended += suspended
+        for outcome in outcomes:
+            summary.add(outcome.result)
+            if outcome.result in (Result.RETRY, Result.FAILED):
+                log.info("delivery %s %s: %s", outcome.delivery_id, outcome.result, outcome.error)
+        if progress is not None:
+            progress(len(outcomes))
+
+
+def preview_due(engine: Engine, composer: Composer, now: datetime) -> list[Draft]:
+    """What `send_due` would send now, built but neither claimed nor sent (for --dry-run)."""
+    with Session(engine) as session:
+        rows = list(session.exec(select(Delivery).where(due(MAIL_KINDS, now))))
+    return build(engine, composer, rows)
+
+
+def configured(engine: Engine) -> tuple[Transport, Composer]:
+    """The transport and composer the settings ask for (SMTP, or files in the outbox)."""
+    settings = get_settings()
+    composer = Composer(environment(), links_for(engine), settings.mail_from)
+    return transport_from(settings), composer

@@ -1,0 +1,150 @@
+"""The outbox: queue each delivery once, let senders claim, send and settle it.
+
+Kind-agnostic on purpose: a daily mail, a confirmation mail and a Discord post are all rows
+here, and whatever sends them only claims rows and reports outcomes. Claims hold a lease; a
+sender that dies mid-send leaves a lease that runs out, and the row is claimed again, so a
+crash repeats at most what was in flight and never loses it. On PostgreSQL the claim query
+skips rows other senders hold (`FOR UPDATE SKIP LOCKED`), so any number of senders can run;
+SQLite serialises claims with BEGIN IMMEDIATE.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine, and_, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from newsletter.db import writing
+from newsletter.models import Delivery
+
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 8
+FIRST_RETRY = timedelta(seconds=30)
+LONGEST_RETRY = timedelta(hours=6)
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Result(StrEnum):
+    SENT = "sent"
+    RETRY = "retry"  # a temporary failure: try again later
+    FAILED = "failed"  # a permanent failure: do not try again
+    SKIPPED = "skipped"  # nothing to send any more (no papers, or the reader left)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivery_id: int
+    result: Result
+    error: str | None = None
+
+
+def enqueue(session: Session, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert deliveries whose key is new; an existing key is left alone. Returns how many."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(Delivery).on_conflict_do_nothing(index_elements=["key"])
+    inserted = 0
+    for row in rows:  # one by one: rowcount of a multi-row insert is not reliable everywhere
+        inserted += session.execute(statement.values(**row)).rowcount
+    return inserted
+
+
+def due(kinds: Iterable[str], now: datetime) -> Any:
+    """Rows ready to send: pending and due, or claimed by a sender whose lease ran out."""
+    return and_(
+        col(Delivery.kind).in_(list(kinds)),
+        or_(
+            and_(col(Delivery.status) == Status.PENDING, col(Delivery.next_attempt_at) <= now),
+            and_(col(Delivery.status) == Status.SENDING, col(Delivery.claimed_until) < now),
+        ),
+    )
+
+
+def claim(
+    engine: Engine,
+    kinds: Iterable[str],
+    worker: str,
+    now: datetime,
+    limit: int,
+    lease: timedelta = LEASE,
+) -> list[Delivery]:
+    """Take up to `limit` due deliveries for this worker; each claim counts as an attempt."""
+    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
+        query = (
+            select(Delivery)
+            .where(due(kinds, now))
+            .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
+            .limit(limit)
+        )
+        if engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = list(session.exec(query))
+        for row in rows:
+            row.status, row.claimed_by = Status.SENDING, worker
+            row.claimed_until, row.attempts = now + lease, row.attempts + 1
+        session.flush()
+        return rows
+
+
+def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
+    """Exponential, capped, with jitter so senders retrying together spread out."""
+    ceiling = min(LONGEST_RETRY, FIRST_RETRY * 2 ** max(0, attempts - 1))
+    return ceiling * (rng or random).uniform(0.5, 1.0)
+
+
+def settle(engine: Engine, worker: str, outcomes: Sequence[Outcome], now: datetime) -> None:
+    """Record outcomes, only for rows this worker still holds (a lease may have been lost)."""
+    if not outcomes:
+        return
+    with Session(writing(engine)) as session, session.begin():
+        ids = [o.delivery_id for o in outcomes]
+        held = {
+            row.id: row
+            for row in session.exec(
+                select(Delivery).where(
+                    col(Delivery.id).in_(ids),
+                    Delivery.claimed_by == worker,
+                    Delivery.status == Status.SENDING,
+                )
+            )
+        }
+        for outcome in outcomes:
+            row = held.get(outcome.delivery_id)
+            if row is None:
+                continue
+            row.claimed_by, row.claimed_until, row.last_error = None, None, outcome.error
+            if outcome.result is Result.SENT:
+                row.status, row.sent_at = Status.SENT, now
+            elif outcome.result is Result.SKIPPED:
+                row.status = Status.SKIPPED
+            elif outcome.result is Result.RETRY and row.attempts < MAX_ATTEMPTS:
+                row.status, row.next_attempt_at = Status.PENDING, now + backoff(row.attempts)
+            else:
+                row.status = Status.FAILED
+
+
+def release(engine: Engine, worker: str) -> None:
+    """Give back what this worker holds (on shutdown) so another sender takes it at once."""
+    with Session(writing(engine)) as session, session.begin():
+        session.execute(
+            update(Delivery)
+            .where(col(Delivery.claimed_by) == worker, col(Delivery.status) == Status.SENDING)
+            .values(status=Status.PENDING, claimed_by=None, claimed_until=None)
+        )
