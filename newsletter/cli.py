@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import Engine
 
+from newsletter.cli_common import EXIT_BAD_INPUT, EXIT_UNAVAILABLE, err, out
+from newsletter.cli_common import fail as _fail
+from newsletter.cli_common import open_engine as _engine
+from newsletter.cli_mail import email_app, subscribers_app, web
 from newsletter.config import get_settings
 from newsletter.db import DatabaseError, describe, open_database
 from newsletter.ingest import IngestResult, Outcome, ingest_bytes
@@ -39,12 +41,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-EXIT_BAD_INPUT = 2
-EXIT_UNAVAILABLE = 1
+app.add_typer(email_app, name="email")
+app.add_typer(subscribers_app, name="subscribers")
+app.command()(web)
 
 
 @app.callback()
@@ -53,18 +52,6 @@ def main(
 ) -> None:
     level = logging.INFO if verbose else get_settings().log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    err.print(Text(f"error: {message}", style="red"))
-    return typer.Exit(code)
-
-
-def _engine() -> Engine:
-    try:
-        return open_database(get_settings().database_url)
-    except DatabaseError as problem:
-        raise _fail(str(problem), EXIT_UNAVAILABLE) from None
 
 
 def _expand(paths: list[str]) -> Iterator[str]:

@@ -33,6 +33,25 @@ def local_day(now: datetime, timezone: str) -> tuple[date, int]:
     return local.date(), local.hour
 
 
+def _digest_times(session: Session) -> list[tuple[datetime, int]]:
+    return [
+        (stamp, digest_id)
+        for stamp, digest_id in session.exec(
+            select(Digest.ingested_at, Digest.id).order_by(col(Digest.id))
+        )
+    ]
+
+
+def _first_mail_start(
+    digests: list[tuple[datetime, int]], reader: Subscriber, now: datetime
+) -> int:
+    """The digest a new reader's first mail starts after: the last one stored a day before
+    they confirmed (digest times are in id order: ingest stamps them)."""
+    since = (reader.email_confirmed_at or now) - FIRST_MAIL_REACH
+    before = bisect.bisect_right([stamp for stamp, _ in digests], since)
+    return digests[before - 1][1] if before else 0
+
+
 def queue_daily(engine: Engine, now: datetime) -> int:
     """Queue today's mail for every confirmed reader whose hour has come; returns how many."""
     with Session(writing(engine)) as session, session.begin():
@@ -52,8 +71,7 @@ def queue_daily(engine: Engine, now: datetime) -> int:
                 .group_by(col(Delivery.subscriber_id))
             ).all()
         )
-        digests = session.exec(select(Digest.ingested_at, Digest.id).order_by(col(Digest.id))).all()
-        stamps = [stamp for stamp, _ in digests]
+        digests = _digest_times(session)
         rows = []
         for reader in readers:
             day, hour = local_day(now, reader.timezone)
@@ -61,9 +79,7 @@ def queue_daily(engine: Engine, now: datetime) -> int:
                 continue
             after = last.get(reader.id)
             if after is None:
-                since = (reader.email_confirmed_at or now) - FIRST_MAIL_REACH
-                before = bisect.bisect_right(stamps, since)
-                after = digests[before - 1][1] if before else 0
+                after = _first_mail_start(digests, reader, now)
             if newest <= after:
                 continue
             rows.append(
@@ -143,3 +159,23 @@ def sections_for(session: Session, windows: Iterable[Window]) -> dict[int, list[
         sections.sort(key=lambda entry: (entry[0], entry[1]))
         result[window.delivery_id] = [section for *_, section in sections]
     return result
+
+
+def preview_sections(engine: Engine, subscriber: Subscriber, now: datetime) -> list[Section]:
+    """What the reader's next mail would hold if it were queued now (nothing is written)."""
+    with Session(engine) as session:
+        newest = session.exec(select(func.max(PaperMatch.digest_id))).one() or 0
+        last = session.exec(
+            select(func.max(Delivery.digest_id)).where(
+                Delivery.kind == "daily", Delivery.subscriber_id == subscriber.id
+            )
+        ).one()
+        after = (
+            last if last is not None else _first_mail_start(_digest_times(session), subscriber, now)
+        )
+        topics = tuple(
+            session.exec(
+                select(Subscription.topic_id).where(Subscription.subscriber_id == subscriber.id)
+            )
+        )
+        return sections_for(session, [Window(0, topics, after, newest)]).get(0, [])

@@ -189,3 +189,16 @@ def configured(engine: Engine) -> tuple[Transport, Composer]:
     settings = get_settings()
     composer = Composer(environment(), links_for(engine), settings.mail_from)
     return transport_from(settings), composer
+
+
+def view_html(engine: Engine, composer: Composer, delivery_id: int) -> str | None:
+    """A daily mail as a web page ("view in your browser"), rebuilt from the outbox row."""
+    with Session(engine) as session:
+        delivery = session.get(Delivery, delivery_id)
+    if delivery is None or delivery.kind != "daily":
+        return None
+    (draft,) = build(engine, composer, [delivery])
+    if draft.message is None:
+        return None
+    body = draft.message.get_body(("html",))
+    return body.get_content() if body is not None else None  # type: ignore[attr-defined]

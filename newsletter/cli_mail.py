@@ -1,0 +1,175 @@
+"""`paperboy email ...`, `paperboy subscribers ...` and `paperboy web`: the mail side."""
+
+from __future__ import annotations
+
+import asyncio
+import webbrowser
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from aiohttp import web as aioweb
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+from sqlmodel import Session, select
+
+from newsletter.cli_common import EXIT_BAD_INPUT, fail, open_engine, out
+from newsletter.config import get_settings
+from newsletter.mail.compose import Recipient
+from newsletter.mail.daily import local_day, preview_sections, queue_daily
+from newsletter.mail.send import configured, preview_due, send_due
+from newsletter.mail.templates import TemplateError, environment
+from newsletter.models import Subscriber, utcnow
+from newsletter.optin import OptInError, read_import, vouch
+from newsletter.subscriptions import SubscriptionError, Who, checked, import_subscribers
+from newsletter.web import make_app
+
+email_app = typer.Typer(help="The daily mail: preview and send.", no_args_is_help=True)
+subscribers_app = typer.Typer(help="Email subscribers: confirm and import.", no_args_is_help=True)
+
+
+def _address(text: str) -> str:
+    try:
+        email = checked(Who(email=text)).email
+    except SubscriptionError as problem:
+        raise fail(str(problem), EXIT_BAD_INPUT) from None
+    assert email is not None
+    return email
+
+
+@email_app.command("preview")
+def preview(
+    subscriber: Annotated[str, typer.Option(help="The subscriber's email address.")],
+    open_: Annotated[bool, typer.Option("--open", help="Open the HTML in a browser.")] = False,
+) -> None:
+    """Write the HTML and text of the subscriber's next mail, without queueing or sending it."""
+    email = _address(subscriber)
+    engine = open_engine()
+    with Session(engine) as session:
+        reader = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
+    if reader is None or reader.id is None:
+        raise fail(f"{email} is not a subscriber", EXIT_BAD_INPUT)
+    now = utcnow()
+    sections = preview_sections(engine, reader, now)
+    try:
+        _, composer = configured(engine)
+    except TemplateError as problem:
+        raise fail(str(problem), EXIT_BAD_INPUT) from None
+    day, _ = local_day(now, reader.timezone)
+    message = composer.daily("preview", 0, Recipient(reader.id, email), day, sections)
+    folder = get_settings().outbox_dir / "preview"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for subtype, suffix in (("html", "html"), ("plain", "txt")):
+        part = message.get_body((subtype,))
+        path = folder / f"{email}.{suffix}"
+        path.write_text(part.get_content() if part is not None else "", encoding="utf-8")  # type: ignore[attr-defined]
+        written.append(path)
+    count = sum(len(s.papers) for s in sections)
+    out.print(f"{email}: {count} paper(s) on {len(sections)} topic(s)")
+    for path in written:
+        out.print(f"  wrote {path}")
+    if (status := reader.email_status) and status != "confirmed":
+        out.print(Text(f"  note: the address is {status}: no mail goes there", style="yellow"))
+    if open_:
+        webbrowser.open(written[0].resolve().as_uri())
+
+
+@email_app.command("send")
+def send(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build what is due and count it; send nothing.")
+    ] = False,
+) -> None:
+    """Queue the daily mails whose hour has come, then send every mail that is due."""
+    engine = open_engine()
+    try:
+        transport, composer = configured(engine)
+    except TemplateError as problem:
+        raise fail(str(problem), EXIT_BAD_INPUT) from None
+    now = utcnow()
+    if dry_run:
+        drafts = preview_due(engine, composer, now)
+        ready = sum(1 for d in drafts if d.message is not None)
+        out.print(
+            f"dry run: {ready} mail(s) would be sent now, {len(drafts) - ready} skipped "
+            "(queued mails only; daily mails are queued when sending for real)"
+        )
+        return
+    queued = queue_daily(engine, now)
+    with Progress(
+        TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=out
+    ) as bar:
+        task = bar.add_task("send", total=None)
+
+        async def run() -> object:
+            try:
+                return await send_due(
+                    engine, transport, composer, progress=lambda n: bar.advance(task, n)
+                )
+            finally:
+                await transport.close()
+
+        summary = asyncio.run(run())
+    table = Table(title=f"email send: {queued} daily mail(s) queued, via {transport.description}")
+    for name in ("sent", "retried", "failed", "skipped"):
+        table.add_column(name, justify="right")
+    table.add_row(*(str(getattr(summary, n)) for n in ("sent", "retried", "failed", "skipped")))
+    out.print(table)
+    for address in getattr(summary, "suspended", []):
+        out.print(Text(f"suspended after repeated hard bounces: {address}", style="yellow"))
+
+
+@subscribers_app.command("confirm")
+def confirm_address(address: Annotated[str, typer.Argument(help="Email address.")]) -> None:
+    """Confirm an address by hand (the owner confirmed some other way)."""
+    email = _address(address)
+    try:
+        vouch(open_engine(), email, utcnow())
+    except OptInError as problem:
+        raise fail(str(problem), EXIT_BAD_INPUT) from None
+    out.print(f"{email} confirmed: daily mail will go there")
+
+
+@subscribers_app.command("import")
+def import_file(
+    path: Annotated[Path, typer.Argument(help="CSV with columns email,topics[,timezone,hour].")],
+    confirmed: Annotated[
+        bool,
+        typer.Option(
+            "--confirmed",
+            help="These people already agreed to get mail elsewhere: skip the confirmation mail.",
+        ),
+    ] = False,
+) -> None:
+    """Import subscribers from a CSV file; one bad row refuses the whole file."""
+    try:
+        rows = read_import(path)
+        added = import_subscribers(open_engine(), rows, confirmed)
+    except (OptInError, SubscriptionError) as problem:
+        raise fail(
+            f"{problem}" if str(path) in str(problem) else f"{path}: {problem}", EXIT_BAD_INPUT
+        ) from None
+    state = "confirmed" if confirmed else "pending until they confirm (a mail was queued)"
+    out.print(f"{path}: {len(rows)} subscriber(s), {added} subscription(s) added; {state}")
+
+
+def web() -> None:
+    """Serve the pages links in mails lead to: confirm, unsubscribe, manage, view, /healthz."""
+    settings = get_settings()
+    engine = open_engine()
+    try:
+        _, composer = configured(engine)
+        pages = environment()
+    except TemplateError as problem:
+        raise fail(str(problem), EXIT_BAD_INPUT) from None
+    out.print(
+        f"serving on http://{settings.web_host}:{settings.web_port} (links use {settings.base_url})"
+    )
+    aioweb.run_app(
+        make_app(engine, composer, pages),
+        host=settings.web_host,
+        port=settings.web_port,
+        print=None,
+    )
