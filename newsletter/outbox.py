@@ -11,7 +11,7 @@ SQLite serialises claims with BEGIN IMMEDIATE.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -59,11 +59,13 @@ def enqueue(session: Session, rows: Sequence[dict[str, Any]]) -> int:
         return 0
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(Delivery).on_conflict_do_nothing(index_elements=["key"])
-    inserted = 0
-    for row in rows:  # one by one: rowcount of a multi-row insert is not reliable everywhere
-        inserted += session.execute(statement.values(**row)).rowcount
-    return inserted
+    statement = (
+        insert(Delivery.__table__)  # type: ignore[arg-type]
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(Delivery.__table__.c.id)  # type: ignore[attr-defined]
+    )
+    # RETURNING counts what went in on both databases, where rowcount does not.
+    return len(session.connection().execute(statement, list(rows)).all())
 
 
 def due(kinds: Iterable[str], now: datetime) -> Any:
@@ -109,10 +111,21 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
     return ceiling * (rng or random).uniform(0.5, 1.0)
 
 
-def settle(engine: Engine, worker: str, outcomes: Sequence[Outcome], now: datetime) -> None:
-    """Record outcomes, only for rows this worker still holds (a lease may have been lost)."""
+def settle(
+    engine: Engine,
+    worker: str,
+    outcomes: Sequence[Outcome],
+    now: datetime,
+    then: Callable[[Session, list[tuple[Delivery, Outcome]]], None] | None = None,
+) -> None:
+    """Record outcomes, only for rows this worker still holds (a lease may have been lost).
+
+    `then` runs in the same transaction with the rows that were settled, for what a kind of
+    delivery records beside its status (an address's bounce count, say).
+    """
     if not outcomes:
         return
+    settled = []
     with Session(writing(engine)) as session, session.begin():
         ids = [o.delivery_id for o in outcomes]
         held = {
@@ -129,6 +142,7 @@ def settle(engine: Engine, worker: str, outcomes: Sequence[Outcome], now: dateti
             row = held.get(outcome.delivery_id)
             if row is None:
                 continue
+            settled.append((row, outcome))
             row.claimed_by, row.claimed_until, row.last_error = None, None, outcome.error
             if outcome.result is Result.SENT:
                 row.status, row.sent_at = Status.SENT, now
@@ -138,6 +152,8 @@ def settle(engine: Engine, worker: str, outcomes: Sequence[Outcome], now: dateti
                 row.status, row.next_attempt_at = Status.PENDING, now + backoff(row.attempts)
             else:
                 row.status = Status.FAILED
+        if then is not None:
+            then(session, settled)
 
 
 def release(engine: Engine, worker: str) -> None:

@@ -22,7 +22,6 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from newsletter.config import get_settings
-from newsletter.db import writing
 from newsletter.mail.compose import Composer, Recipient
 from newsletter.mail.daily import Window, sections_for
 from newsletter.mail.links import links_for
@@ -130,18 +129,21 @@ async def _send(transport: Transport, draft: Draft) -> Outcome:
     return Outcome(delivery_id, Result.SENT)
 
 
-def _record(engine: Engine, drafts: list[Draft], outcomes: list[Outcome]) -> list[str]:
-    """Hard failures in a row per address; returns the addresses this batch suspended."""
-    results = {}
-    for draft, outcome in zip(drafts, outcomes, strict=True):
-        if outcome.result in (Result.SENT, Result.FAILED) and draft.delivery.subscriber_id:
-            results[draft.delivery.subscriber_id] = outcome.result is Result.FAILED
-    suspended = []
-    with Session(writing(engine)) as session, session.begin():
-        for reader in session.exec(select(Subscriber).where(col(Subscriber.id).in_(results))):
-            if record_result(session, reader, results[reader.id]):
+def _bounces(suspended: list[str]) -> Callable[[Session, list[tuple[Delivery, Outcome]]], None]:
+    """Count hard failures in a row per address, in the transaction that settles the mail."""
+
+    def record(session: Session, settled: list[tuple[Delivery, Outcome]]) -> None:
+        for delivery, outcome in settled:
+            if outcome.result not in (Result.SENT, Result.FAILED) or not delivery.subscriber_id:
+                continue
+            reader = session.get(Subscriber, delivery.subscriber_id)
+            if reader is not None and record_result(
+                session, reader, outcome.result is Result.FAILED
+            ):
+                log.warning("suspended %s after repeated hard bounces", reader.email)
                 suspended.append(reader.email or "")
-    return suspended
+
+    return record
 
 
 async def send_due(
@@ -155,26 +157,29 @@ async def send_due(
     lease: timedelta = LEASE,
     progress: Callable[[int], None] | None = None,
 ) -> Summary:
-    """Send every mail that is due now; returns what happened to them."""
+    """Send every mail that is due now; returns what happened to them.
+
+    Each mail is settled as soon as its send returns, so a crash repeats only the mails that
+    were on the wire at that moment (at most one per connection), never a whole batch.
+    """
     worker = worker or worker_name()
     summary = Summary()
+    record = _bounces(summary.suspended)
+
+    async def one(draft: Draft) -> None:
+        outcome = await _send(transport, draft)
+        settle(engine, worker, [outcome], clock(), record)
+        summary.add(outcome.result)
+        if outcome.result in (Result.RETRY, Result.FAILED):
+            log.info("delivery %s %s: %s", outcome.delivery_id, outcome.result, outcome.error)
+        if progress is not None:
+            progress(1)
+
     while True:
         claimed = claim(engine, MAIL_KINDS, worker, clock(), batch, lease)
         if not claimed:
             return summary
-        drafts = build(engine, composer, claimed)
-        outcomes = list(await asyncio.gather(*(_send(transport, d) for d in drafts)))
-        settle(engine, worker, outcomes, clock())
-        suspended = _record(engine, drafts, outcomes)
-        for address in suspended:
-            log.warning("suspended %s after repeated hard bounces", address)
-        summary.suspended += suspended
-        for outcome in outcomes:
-            summary.add(outcome.result)
-            if outcome.result in (Result.RETRY, Result.FAILED):
-                log.info("delivery %s %s: %s", outcome.delivery_id, outcome.result, outcome.error)
-        if progress is not None:
-            progress(len(outcomes))
+        await asyncio.gather(*(one(draft) for draft in build(engine, composer, claimed)))
 
 
 def preview_due(engine: Engine, composer: Composer, now: datetime) -> list[Draft]:
