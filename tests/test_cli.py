@@ -247,3 +247,57 @@ def test_match_without_query_stores_matches_for_every_topic(paperboy: Run) -> No
     assert done.returncode == 0, done.stderr
     assert "Continual learning:" in done.stdout
     assert "stored for digest 1" in done.stdout
+
+
+def test_email_send_writes_eml_files_and_says_where(paperboy: Run, tmp_path: Path) -> None:
+    paperboy("ingest", str(SEED))
+    paperboy("subscribe", "--email", "ann@example.org", "--hour", "0", "continual-learning")
+    paperboy("match")
+    paperboy("subscribers", "confirm", "ann@example.org")
+
+    done = paperboy("email", "send")
+
+    assert done.returncode == 0
+    assert "files in outbox/mail" in done.stdout
+    (mail,) = (tmp_path / "outbox" / "mail").glob("ann@example.org-*.eml")
+    assert "Continual learning" in mail.read_text()
+    again = paperboy("email", "send")
+    assert "0 daily mail(s) queued" in again.stdout
+    assert len(list((tmp_path / "outbox" / "mail").glob("*.eml"))) == 1
+
+
+def test_email_send_dry_run_sends_nothing(paperboy: Run, tmp_path: Path) -> None:
+    paperboy("subscribe", "--email", "ann@example.org", "agents")
+    done = paperboy("email", "send", "--dry-run")
+    assert "1 mail(s) would be sent" in done.stdout
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_email_preview_writes_html_and_text(paperboy: Run, tmp_path: Path) -> None:
+    paperboy("ingest", str(SEED))
+    paperboy("subscribe", "--email", "ann@example.org", "in-context-learning")
+    paperboy("match")
+    done = paperboy("email", "preview", "--subscriber", "ann@example.org")
+    assert done.returncode == 0
+    assert "the address is pending" in done.stdout
+    html = (tmp_path / "outbox" / "preview" / "ann@example.org.html").read_text()
+    assert "In-context learning" in html
+
+
+def test_mail_commands_refuse_unknown_addresses_with_exit_2(paperboy: Run) -> None:
+    for args in (
+        ("email", "preview", "--subscriber", "nobody@example.org"),
+        ("subscribers", "confirm", "nobody@example.org"),
+        ("subscribers", "confirm", "not an address"),
+    ):
+        done = paperboy(*args)
+        assert (done.returncode, done.stderr.count("\n")) == (2, 1), args
+
+
+def test_subscribers_import_names_the_bad_row(paperboy: Run, tmp_path: Path) -> None:
+    listing = tmp_path / "people.csv"
+    listing.write_text("email,topics\nann@example.org,agents\nbob@example.org,agents (tools\n")
+    done = paperboy("subscribers", "import", str(listing))
+    assert done.returncode == 2
+    assert "row 2" in done.stderr and "column 8" in done.stderr
+    assert "ann@example.org" not in paperboy("subscriptions").stdout

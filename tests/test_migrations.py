@@ -72,7 +72,9 @@ def test_a_malformed_url_is_refused_clearly() -> None:
         open_database("not a url")
 
 
-def test_subscriptions_from_before_topic_thresholds_survive_the_upgrade(database_url: str) -> None:
+def test_subscribers_from_before_opt_in_keep_their_topics_and_await_confirmation(
+    database_url: str,
+) -> None:
     old = open_database(database_url, "0002")
     with old.begin() as connection:
         connection.execute(
@@ -97,3 +99,5 @@ def test_subscriptions_from_before_topic_thresholds_survive_the_upgrade(database
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM subscription")).scalar_one() == 1
         assert connection.execute(text("SELECT min_score FROM topic")).scalar_one() == 1
+        status = connection.execute(text("SELECT email_status FROM subscriber")).scalar_one()
+        assert status == "pending"  # never confirmed: no mail until they are
