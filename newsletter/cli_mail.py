@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from newsletter.cli_common import EXIT_BAD_INPUT, fail, open_engine, out
 from newsletter.config import get_settings
-from newsletter.mail.compose import Recipient
+from newsletter.mail.compose import Recipient, body
 from newsletter.mail.daily import local_day, preview_sections, queue_daily
 from newsletter.mail.send import configured, preview_due, send_due
 from newsletter.mail.templates import TemplateError, environment
@@ -62,9 +62,8 @@ def preview(
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for subtype, suffix in (("html", "html"), ("plain", "txt")):
-        part = message.get_body((subtype,))
         path = folder / f"{email}.{suffix}"
-        path.write_text(part.get_content() if part is not None else "", encoding="utf-8")  # type: ignore[attr-defined]
+        path.write_text(body(message, subtype) or "", encoding="utf-8")
         written.append(path)
     count = sum(len(s.papers) for s in sections)
     out.print(f"{email}: {count} paper(s) on {len(sections)} topic(s)")

@@ -116,42 +116,44 @@ def settle(
     worker: str,
     outcomes: Sequence[Outcome],
     now: datetime,
-    then: Callable[[Session, list[tuple[Delivery, Outcome]]], None] | None = None,
+    then: Callable[[Session, list[tuple[int | None, Outcome]]], None] | None = None,
 ) -> None:
     """Record outcomes, only for rows this worker still holds (a lease may have been lost).
 
-    `then` runs in the same transaction with the rows that were settled, for what a kind of
-    delivery records beside its status (an address's bounce count, say).
+    `then` runs in the same transaction with (subscriber id, outcome) of each settled row, for
+    what a kind of delivery records beside its status (an address's bounce count, say). Plain
+    statements, not ORM objects: this runs once per mail sent.
     """
     if not outcomes:
         return
-    settled = []
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    by_id = {o.delivery_id: o for o in outcomes}
     with Session(writing(engine)) as session, session.begin():
-        ids = [o.delivery_id for o in outcomes]
-        held = {
-            row.id: row
-            for row in session.exec(
-                select(Delivery).where(
-                    col(Delivery.id).in_(ids),
-                    Delivery.claimed_by == worker,
-                    Delivery.status == Status.SENDING,
-                )
+        held = session.execute(
+            select(table.c.id, table.c.attempts, table.c.subscriber_id).where(
+                table.c.id.in_(list(by_id)),
+                table.c.claimed_by == worker,
+                table.c.status == Status.SENDING,
             )
-        }
-        for outcome in outcomes:
-            row = held.get(outcome.delivery_id)
-            if row is None:
-                continue
-            settled.append((row, outcome))
-            row.claimed_by, row.claimed_until, row.last_error = None, None, outcome.error
+        ).all()
+        settled = []
+        for delivery_id, attempts, subscriber_id in held:
+            outcome = by_id[delivery_id]
+            values: dict[str, Any] = {
+                "claimed_by": None,
+                "claimed_until": None,
+                "last_error": outcome.error,
+            }
             if outcome.result is Result.SENT:
-                row.status, row.sent_at = Status.SENT, now
+                values |= {"status": Status.SENT, "sent_at": now}
             elif outcome.result is Result.SKIPPED:
-                row.status = Status.SKIPPED
-            elif outcome.result is Result.RETRY and row.attempts < MAX_ATTEMPTS:
-                row.status, row.next_attempt_at = Status.PENDING, now + backoff(row.attempts)
+                values["status"] = Status.SKIPPED
+            elif outcome.result is Result.RETRY and attempts < MAX_ATTEMPTS:
+                values |= {"status": Status.PENDING, "next_attempt_at": now + backoff(attempts)}
             else:
-                row.status = Status.FAILED
+                values["status"] = Status.FAILED
+            session.execute(update(table).where(table.c.id == delivery_id).values(**values))
+            settled.append((subscriber_id, outcome))
         if then is not None:
             then(session, settled)
 

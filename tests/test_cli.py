@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
 import shutil
@@ -260,7 +262,8 @@ def test_email_send_writes_eml_files_and_says_where(paperboy: Run, tmp_path: Pat
     assert done.returncode == 0
     assert "files in outbox/mail" in done.stdout
     (mail,) = (tmp_path / "outbox" / "mail").glob("ann@example.org-*.eml")
-    assert "Continual learning" in mail.read_text()
+    parsed = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+    assert "Continual learning" in parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
     again = paperboy("email", "send")
     assert "0 daily mail(s) queued" in again.stdout
     assert len(list((tmp_path / "outbox" / "mail").glob("*.eml"))) == 1

@@ -16,13 +16,13 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
 from newsletter.config import get_settings
-from newsletter.mail.compose import Composer, Recipient
+from newsletter.mail.compose import Composer, Recipient, body
 from newsletter.mail.daily import Window, sections_for
 from newsletter.mail.links import links_for
 from newsletter.mail.templates import environment
@@ -64,7 +64,7 @@ class Draft:
     """A claimed delivery made into a message, or the reason there is nothing to send."""
 
     delivery: Delivery
-    message: EmailMessage | None
+    message: Message | None
     skip: str | None = None
 
 
@@ -129,19 +129,25 @@ async def _send(transport: Transport, draft: Draft) -> Outcome:
     return Outcome(delivery_id, Result.SENT)
 
 
-def _bounces(suspended: list[str]) -> Callable[[Session, list[tuple[Delivery, Outcome]]], None]:
+def _bounces(suspended: list[str]) -> Callable[[Session, list[tuple[int | None, Outcome]]], None]:
     """Count hard failures in a row per address, in the transaction that settles the mail."""
+    table = Subscriber.__table__  # type: ignore[attr-defined]
 
-    def record(session: Session, settled: list[tuple[Delivery, Outcome]]) -> None:
-        for delivery, outcome in settled:
-            if outcome.result not in (Result.SENT, Result.FAILED) or not delivery.subscriber_id:
+    def record(session: Session, settled: list[tuple[int | None, Outcome]]) -> None:
+        for subscriber_id, outcome in settled:
+            if subscriber_id is None:
                 continue
-            reader = session.get(Subscriber, delivery.subscriber_id)
-            if reader is not None and record_result(
-                session, reader, outcome.result is Result.FAILED
-            ):
-                log.warning("suspended %s after repeated hard bounces", reader.email)
-                suspended.append(reader.email or "")
+            if outcome.result is Result.SENT:  # the common case, kept to one cheap statement
+                session.execute(
+                    update(table)
+                    .where(table.c.id == subscriber_id, table.c.hard_failures != 0)
+                    .values(hard_failures=0)
+                )
+            elif outcome.result is Result.FAILED:
+                reader = session.get(Subscriber, subscriber_id)
+                if reader is not None and record_result(session, reader, hard_failure=True):
+                    log.warning("suspended %s after repeated hard bounces", reader.email)
+                    suspended.append(reader.email or "")
 
     return record
 
@@ -205,5 +211,4 @@ def view_html(engine: Engine, composer: Composer, delivery_id: int) -> str | Non
     (draft,) = build(engine, composer, [delivery])
     if draft.message is None:
         return None
-    body = draft.message.get_body(("html",))
-    return body.get_content() if body is not None else None  # type: ignore[attr-defined]
+    return body(draft.message, "html")

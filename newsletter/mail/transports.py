@@ -13,7 +13,8 @@ import logging
 import os
 import re
 import time
-from email.message import EmailMessage
+from email.message import Message
+from email.policy import compat32
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Protocol
@@ -36,18 +37,21 @@ class PermanentFailure(Exception):
 class Transport(Protocol):
     description: str
 
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send(self, message: Message) -> None: ...
 
     async def close(self) -> None: ...
 
 
-def wire_bytes(message: EmailMessage) -> bytes:
-    """The message as it goes on the wire: CRLF line ends, the message's own folding policy
-    (the stock SMTP policy would fold a long List-Unsubscribe URL into encoded words)."""
-    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+# CRLF line ends; headers unfolded up to the 998 characters RFC 5322 allows, since folding a
+# long List-Unsubscribe URL can break it in some clients.
+WIRE = compat32.clone(linesep="\r\n", max_line_length=998)
 
 
-def envelope(message: EmailMessage) -> tuple[str, str]:
+def wire_bytes(message: Message) -> bytes:
+    return message.as_bytes(policy=WIRE)
+
+
+def envelope(message: Message) -> tuple[str, str]:
     return parseaddr(str(message["From"]))[1], parseaddr(str(message["To"]))[1]
 
 
@@ -62,7 +66,7 @@ class FileTransport:
         self.folder = folder
         self.description = f"files in {folder}"
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         recipient = re.sub(r"[^A-Za-z0-9@._-]", "_", str(message["To"]))[:100]
         name = hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:16]
@@ -120,7 +124,7 @@ class SmtpTransport:
         if wait > 0:
             await asyncio.sleep(wait)
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         await self._pace()
         smtp = await self._take()
         # After any failure the session state is unknown: reconnect rather than RSET.
