@@ -1,0 +1,473 @@
+"""Sending the daily mail: rendered and sent over SMTP to a sink in another process.
+
+Builds a SQLite database with one generated digest, topics that matched exactly
+`--papers-per-mail` papers each, and confirmed subscribers who each follow one topic; queues
+the day's mails (`queue_daily`) and times `send_due` (claim, build, send, settle) through
+`SmtpTransport` with `--connections` connections to an aiosmtpd server on 127.0.0.1 that runs
+in its own process and only counts what it receives. Two sizes, a fifth of `--subscribers`
+and all of it, each timed, then sent again under tracemalloc for peak Python memory: the
+peak should not grow with the number of subscribers.
+
+Then, on `--naive-sample` of the same mails, a naive sender: the same batched reads, the
+template rendered as written (CSS in a <style> block) and CSS-inlined for every mail, then one
+SMTP connection per mail (connect, send, quit), one mail after another, with no outbox claim
+or settle; and, for scale, the SMTP leg alone (one mail's bytes over `--connections`
+connections, no database, no rendering). Both sides' CPU use is printed: a side near 100% is
+the limit. Run by hand:
+
+    python bench/email.py [--subscribers 10000] [--papers-per-mail 10] [--connections 8]
+                          [--naive-sample 300] [--profile] [--stock-sink]
+
+`--profile` adds a cProfile of one more `send_due` at full size (top functions by own time,
+then paperboy's and the mail libraries' by cumulative time); `--stock-sink` runs aiosmtpd
+unchanged (see `sink`).
+"""
+
+# ruff: noqa: E402 - the import path must be fixed before the imports below (see HERE).
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named like the standard library's `email`, and `python bench/email.py` puts its
+# folder first on the import path, where `import email` anywhere would find this script: move
+# the folder to the end (it is still needed there for `ingest`).
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+import argparse
+import asyncio
+import cProfile
+import io
+import multiprocessing
+import pstats
+import random
+import socket
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from multiprocessing.synchronize import Event
+from typing import Any
+
+import aiosmtplib
+import css_inline
+from ingest import capture, generate
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import Engine, insert, update
+from sqlmodel import Session, col, select
+
+from newsletter.config import Settings
+from newsletter.db import open_database
+from newsletter.ingest import ingest_bytes
+from newsletter.mail.compose import Composer
+from newsletter.mail.daily import queue_daily
+from newsletter.mail.links import Links
+from newsletter.mail.send import Summary, build, send_due
+from newsletter.mail.templates import BUILTIN, environment
+from newsletter.mail.transports import SmtpTransport, envelope, wire_bytes
+from newsletter.models import Delivery, DigestPaper, PaperMatch, Subscriber, Subscription, Topic
+from newsletter.optin import EmailStatus
+from newsletter.outbox import Status
+
+NOW = datetime(2026, 11, 25, 12)  # naive UTC, as the database keeps it
+TOPICS = 100
+MAIL_FROM = "paperboy <news@paperboy.test>"
+BASE_URL = "https://paperboy.test"
+PROFILED = (
+    r"/newsletter/|aiosmtplib/smtp\.py.*sendmail|email/generator\.py.*flatten"
+    r"|jinja2/environment\.py.*render|sqlalchemy/orm/session\.py.*(commit|execute)"
+    r"|email/mime/text\.py"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Tally:
+    """What the sink did, in shared memory: mails received, and its CPU seconds so far."""
+
+    def __init__(self) -> None:
+        self._values = multiprocessing.RawArray("d", 2)
+
+    @property
+    def mails(self) -> int:
+        return int(self._values[0])
+
+    @property
+    def cpu(self) -> float:
+        return float(self._values[1])
+
+    def count(self) -> None:  # only the sink writes, so no lock
+        self._values[0] += 1
+        self._values[1] = time.process_time()
+
+
+def sink(port: int, tally: Tally, ready: Event, stock: bool) -> None:
+    """The SMTP server, in its own process: accepts every mail and counts it, nothing else.
+
+    Stock aiosmtpd reads DATA a line at a time in Python (over 400 awaits for a 33 kB mail)
+    and is CPU-bound at about 1,200 such mails/s, near the sender's target; so unless `stock`
+    is asked for, the server reads DATA in 64 kB chunks up to the end marker. The rest of the
+    session (EHLO, MAIL, RCPT, replies, the handler) is aiosmtpd's own.
+    """
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import SMTP, syntax
+
+    class Count:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            tally.count()
+            return "250 OK"
+
+    class ChunkedData(SMTP):
+        @syntax("DATA")
+        async def smtp_DATA(self, arg: str) -> None:
+            if await self.check_helo_needed():
+                return
+            if self.envelope is None or not self.envelope.rcpt_tos or arg:
+                await self.push("503 Error: need RCPT command, and DATA takes no argument")
+                return
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            tail = b"\r\n"  # the data starts a line, so it may be the end marker's dot
+            while True:
+                chunk = await self._reader.read(1 << 16)
+                if not chunk:
+                    return  # the client went away
+                window = tail + chunk
+                if b"\r\n.\r\n" in window:
+                    break
+                tail = window[-4:]
+            await self.push(await self._call_handler_hook("DATA"))
+            self._set_post_data_state()
+
+    class Server(Controller):
+        def factory(self) -> SMTP:
+            return super().factory() if stock else ChunkedData(self.handler, **self.SMTP_kwargs)
+
+    controller = Server(Count(), hostname="127.0.0.1", port=port)
+    controller.start()
+    ready.set()
+    while True:
+        time.sleep(3600)
+
+
+def populate(engine: Engine, subscribers: int, per_mail: int) -> None:
+    """One digest of TOPICS * per_mail papers; topic k matched papers k*per_mail onwards, and
+    subscriber n follows topic n % TOPICS, so every mail holds exactly `per_mail` papers."""
+    pairs = generate(TOPICS * per_mail, random.Random(7))
+    digest = ingest_bytes(engine, capture(pairs), "bench", NOW.replace(tzinfo=UTC))
+    with Session(engine) as session, session.begin():
+        session.execute(
+            insert(Topic),
+            [
+                {"name": f"Topic {k}", "query": f"t{k}", "canonical": f"t{k}", "created_at": NOW}
+                for k in range(TOPICS)
+            ],
+        )
+        topic_ids = list(session.exec(select(Topic.id).order_by(col(Topic.id))))
+        paper_ids = list(
+            session.exec(
+                select(DigestPaper.paper_id)
+                .where(DigestPaper.digest_id == digest.digest_id)
+                .order_by(col(DigestPaper.position))
+            )
+        )
+        session.execute(
+            insert(PaperMatch),
+            [
+                {
+                    "digest_id": digest.digest_id,
+                    "topic_id": topic,
+                    "paper_id": paper_ids[k * per_mail + i],
+                    "score": 3.0 - i / per_mail,
+                    "terms": ["learning", "model"],
+                }
+                for k, topic in enumerate(topic_ids)
+                for i in range(per_mail)
+            ],
+        )
+        session.execute(
+            insert(Subscriber),
+            [
+                {
+                    "email": f"reader{n}@example.org",
+                    "timezone": "UTC",
+                    "delivery_hour": 0,
+                    "email_status": EmailStatus.CONFIRMED,
+                    "email_confirmed_at": NOW - timedelta(hours=1),
+                    "hard_failures": 0,
+                    "created_at": NOW,
+                }
+                for n in range(subscribers)
+            ],
+        )
+        people = list(session.exec(select(Subscriber.id).order_by(col(Subscriber.id))))
+        session.execute(
+            insert(Subscription),
+            [
+                {"subscriber_id": person, "topic_id": topic_ids[n % TOPICS], "created_at": NOW}
+                for n, person in enumerate(people)
+            ],
+        )
+
+
+def requeue(engine: Engine) -> None:
+    """Every delivery pending again, so the same mails can be sent once more."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    with Session(engine) as session, session.begin():
+        session.execute(
+            update(table).values(
+                status=Status.PENDING, claimed_by=None, claimed_until=None, sent_at=None
+            )
+        )
+
+
+def pending(engine: Engine, limit: int | None = None) -> list[Delivery]:
+    with Session(engine) as session:
+        query = select(Delivery).where(Delivery.status == Status.PENDING).order_by(col(Delivery.id))
+        return list(session.exec(query.limit(limit) if limit else query))
+
+
+def settings_for(port: int, connections: int) -> Settings:
+    return Settings(
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_security="none",
+        smtp_connections=connections,
+        smtp_rate=0.0,
+        smtp_username=None,
+        smtp_password=None,
+    )
+
+
+async def send_everything(engine: Engine, composer: Composer, settings: Settings) -> Summary:
+    transport = SmtpTransport(settings)
+    try:
+        return await send_due(engine, transport, composer, worker="bench", clock=lambda: NOW)
+    finally:
+        await transport.close()
+
+
+class InlinePerMail(Composer):
+    """The naive renderer: the template as written, its CSS inlined into every mail."""
+
+    def daily_html(self, context: dict[str, object]) -> str:
+        return css_inline.inline(super().daily_html(context))
+
+
+def plain_environment() -> Environment:
+    """The built-in templates without the inlining loader (same Jinja options)."""
+    return Environment(
+        loader=FileSystemLoader(str(BUILTIN)),
+        autoescape=lambda name: name is not None and name.endswith(".html"),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+
+
+async def naive(engine: Engine, composer: Composer, port: int, sample: int) -> int:
+    """Builds the sample (CSS inlined per mail), then one connection per mail, in turn."""
+    drafts = build(engine, composer, pending(engine, sample))
+    for draft in drafts:
+        assert draft.message is not None, draft.skip
+        sender, recipient = envelope(draft.message)
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=30)
+        await smtp.connect()
+        await smtp.sendmail(sender, [recipient], wire_bytes(draft.message))
+        await smtp.quit()
+    return len(drafts)
+
+
+async def smtp_only(port: int, connections: int, data: bytes, mails: int) -> None:
+    """The same bytes `mails` times over `connections` connections: the SMTP leg alone."""
+
+    async def lane(count: int) -> None:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=30)
+        await smtp.connect()
+        for _ in range(count):
+            await smtp.sendmail("news@paperboy.test", ["reader@example.org"], data)
+        await smtp.quit()
+
+    share, extra = divmod(mails, connections)
+    await asyncio.gather(*(lane(share + (n < extra)) for n in range(connections)))
+
+
+def timed(action: Callable[[], Any]) -> tuple[Any, float]:
+    began = time.perf_counter()
+    result = action()
+    return result, time.perf_counter() - began
+
+
+@dataclass(frozen=True)
+class Spent:
+    wall: float
+    cpu: float  # of this process: the sender
+    sink_cpu: float
+    received: int
+
+    def busy(self) -> str:
+        return f"CPU busy: sender {self.cpu / self.wall:.0%}, sink {self.sink_cpu / self.wall:.0%}"
+
+
+def metered(tally: Tally, action: Callable[[], Any]) -> tuple[Any, Spent]:
+    """The action's result, wall and CPU time on both sides, and what the sink received."""
+    cpu, sink_cpu, mails = time.process_time(), tally.cpu, tally.mails
+    result, wall = timed(action)
+    return result, Spent(wall, time.process_time() - cpu, tally.cpu - sink_cpu, tally.mails - mails)
+
+
+@dataclass(frozen=True)
+class Run:
+    subscribers: int
+    rate: float
+    peak: int
+
+
+def composer() -> Composer:
+    return Composer(environment(), Links("bench-secret", BASE_URL), MAIL_FROM)
+
+
+def measure(engine: Engine, size: int, args: argparse.Namespace, port: int, tally: Tally) -> Run:
+    _, setup = timed(lambda: populate(engine, size, args.papers_per_mail))
+    queued, queueing = timed(lambda: queue_daily(engine, NOW))
+    mails = composer()
+    (sample,) = build(engine, mails, pending(engine, 1))
+    assert sample.message is not None, sample.skip
+    papers = str(sample.message["Subject"]).split(": ")[1]
+    print(
+        f"{size:,} subscribers: setup {setup:.1f} s, queue_daily {queueing:.2f} s "
+        f"({queued:,} mails queued); each mail {papers}, "
+        f"{len(wire_bytes(sample.message)):,} bytes on the wire"
+    )
+    settings = settings_for(port, args.connections)
+    summary, spent = metered(tally, lambda: asyncio.run(send_everything(engine, mails, settings)))
+    rate = summary.sent / spent.wall
+    print(
+        f"  send_due, {args.connections} connections: {summary.sent:,} mails in "
+        f"{spent.wall:.2f} s = {rate:,.0f} mails/s; sink received {spent.received:,}; "
+        f"{spent.busy()}"
+    )
+    print(f"  {summary}")
+    # Memory on a pass of its own: tracemalloc slows Python several times over.
+    requeue(engine)
+    tracemalloc.start()
+    again = asyncio.run(send_everything(engine, mails, settings))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(
+        f"  peak Python memory (tracemalloc) of send_due: {peak / 2**20:.1f} MiB "
+        f"(a second pass, {again.sent:,} sent)"
+    )
+    return Run(size, rate, peak)
+
+
+def compare(engine: Engine, fast: Run, args: argparse.Namespace, port: int, tally: Tally) -> None:
+    """The naive sender and the bare SMTP leg, on the database of the full-size run."""
+    requeue(engine)
+    slow_mails = InlinePerMail(plain_environment(), Links("bench-secret", BASE_URL), MAIL_FROM)
+    sent, spent = metered(
+        tally, lambda: asyncio.run(naive(engine, slow_mails, port, args.naive_sample))
+    )
+    slow = sent / spent.wall
+    print(
+        "naive sender (CSS inlined per mail, one connection per mail, no outbox claim or "
+        f"settle): {sent:,} mails in {spent.wall:.2f} s = {slow:,.0f} mails/s; "
+        f"sink received {spent.received:,}; {spent.busy()}"
+    )
+    (draft,) = build(engine, composer(), pending(engine, 1))
+    assert draft.message is not None, draft.skip
+    data = wire_bytes(draft.message)
+    count = fast.subscribers
+    _, spent = metered(tally, lambda: asyncio.run(smtp_only(port, args.connections, data, count)))
+    print(
+        f"SMTP leg alone (one mail's {len(data):,} bytes over {args.connections} connections, "
+        f"no database, no rendering): {count:,} mails in {spent.wall:.2f} s = "
+        f"{count / spent.wall:,.0f} mails/s; sink received {spent.received:,}; {spent.busy()}"
+    )
+    print(
+        f"send_due: {fast.rate:,.0f} mails/s at {fast.subscribers:,} subscribers, "
+        f"{fast.rate / slow:.1f}x the naive sender (targets: >= 1,000 mails/s, >= 5x)"
+    )
+
+
+def profile(engine: Engine, args: argparse.Namespace, port: int) -> None:
+    requeue(engine)
+    settings = settings_for(port, args.connections)
+    mails = composer()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    asyncio.run(send_everything(engine, mails, settings))
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(20)
+    # Cumulative, for paperboy's own functions and the mail and SMTP libraries' entry points.
+    stats.sort_stats("cumulative").print_stats(PROFILED, 25)
+    print("cProfile of send_due (under the profiler, which slows it), by own time, then by")
+    print("cumulative time for paperboy's and the mail libraries' main functions:")
+    for line in out.getvalue().splitlines():
+        if line.strip() and not line.lstrip().startswith(("Ordered by", "List reduced")):
+            print(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--papers-per-mail", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--naive-sample", type=int, default=300)
+    parser.add_argument("--profile", action="store_true", help="cProfile send_due once more")
+    parser.add_argument(
+        "--stock-sink", action="store_true", help="aiosmtpd reading DATA line by line"
+    )
+    args = parser.parse_args()
+    if not 0 < args.naive_sample <= args.subscribers:
+        parser.error("--naive-sample must be between 1 and --subscribers")
+    sizes = sorted({max(1, args.subscribers // 5), args.subscribers})
+
+    port = free_port()
+    tally = Tally()
+    ready = multiprocessing.Event()
+    server = multiprocessing.Process(
+        target=sink, args=(port, tally, ready, args.stock_sink), daemon=True
+    )
+    server.start()
+    try:
+        if not ready.wait(30):
+            raise SystemExit("the SMTP sink did not start")
+        kind = "stock aiosmtpd" if args.stock_sink else "aiosmtpd reading DATA in chunks"
+        print(
+            f"SQLite, Python {sys.version.split()[0]}, {multiprocessing.cpu_count()} CPUs; "
+            f"SMTP sink: {kind} on 127.0.0.1:{port}, process {server.pid}"
+        )
+        runs = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for size in sizes:
+                engine = open_database(f"sqlite:///{Path(tmp) / f'email-{size}.db'}")
+                runs.append(measure(engine, size, args, port, tally))
+                if size == sizes[-1]:
+                    compare(engine, runs[-1], args, port, tally)
+                    if args.profile:
+                        profile(engine, args, port)
+                engine.dispose()
+        print(
+            "peak Python memory of send_due: "
+            + ", ".join(f"{r.peak / 2**20:.1f} MiB at {r.subscribers:,}" for r in runs)
+            + " subscribers"
+        )
+    finally:
+        server.terminate()
+        server.join()
+
+
+if __name__ == "__main__":
+    main()
