@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
 
@@ -50,7 +51,15 @@ app.command()(web)
 def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every event.")] = False,
 ) -> None:
-    level = logging.INFO if verbose else get_settings().log_level.upper()
+    try:
+        settings = get_settings()
+    except ValidationError as problem:
+        first = problem.errors()[0]
+        name = "PAPERBOY_" + "_".join(str(part) for part in first["loc"]).upper()
+        raise _fail(
+            f"setting {name}: {first['msg']} (got {first['input']!r})", EXIT_BAD_INPUT
+        ) from None
+    level = logging.INFO if verbose else settings.log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 

@@ -304,3 +304,23 @@ def test_subscribers_import_names_the_bad_row(paperboy: Run, tmp_path: Path) -> 
     assert done.returncode == 2
     assert "row 2" in done.stderr and "column 8" in done.stderr
     assert "ann@example.org" not in paperboy("subscriptions").stdout
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(
+    paperboy: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAPERBOY_SMTP_SECURITY", "bogus")
+    get_settings.cache_clear()
+    done = paperboy("digests")
+    assert (done.returncode, done.stderr.count("\n")) == (2, 1)
+    assert "PAPERBOY_SMTP_SECURITY" in done.stderr and "'bogus'" in done.stderr
+
+
+def test_a_missing_templates_folder_is_refused_not_ignored(
+    paperboy: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAPERBOY_TEMPLATES_DIR", "/no/such/folder")
+    get_settings.cache_clear()
+    done = paperboy("email", "send", "--dry-run")
+    assert done.returncode == 2
+    assert "/no/such/folder (PAPERBOY_TEMPLATES_DIR) is not a folder" in done.stderr

@@ -55,6 +55,8 @@ def _inlined(source: str, where: str) -> str:
 def environment(folder: Path | None = None) -> Environment:
     """The template environment; `folder` (or PAPERBOY_TEMPLATES_DIR) overrides file by file."""
     chosen = folder if folder is not None else get_settings().templates_dir
+    if chosen is not None and not chosen.is_dir():
+        raise TemplateError(f"templates folder {chosen} (PAPERBOY_TEMPLATES_DIR) is not a folder")
     folders = [chosen, BUILTIN] if chosen is not None else [BUILTIN]
     if not BUILTIN.is_dir():
         raise TemplateError(f"built-in templates not found at {BUILTIN}")
