@@ -18,7 +18,7 @@ from newsletter.cli_common import EXIT_BAD_INPUT, fail, open_engine, out
 from newsletter.config import get_settings
 from newsletter.mail.compose import Recipient, body
 from newsletter.mail.daily import local_day, preview_sections, queue_daily
-from newsletter.mail.send import configured, preview_due, send_due
+from newsletter.mail.send import Summary, configured, preview_due, send_due
 from newsletter.mail.templates import TemplateError, environment
 from newsletter.models import Subscriber, utcnow
 from newsletter.optin import OptInError, read_import, vouch
@@ -102,7 +102,7 @@ def send(
     ) as bar:
         task = bar.add_task("send", total=None)
 
-        async def run() -> object:
+        async def run() -> Summary:
             try:
                 return await send_due(
                     engine, transport, composer, progress=lambda n: bar.advance(task, n)
@@ -114,9 +114,11 @@ def send(
     table = Table(title=f"email send: {queued} daily mail(s) queued, via {transport.description}")
     for name in ("sent", "retried", "failed", "skipped"):
         table.add_column(name, justify="right")
-    table.add_row(*(str(getattr(summary, n)) for n in ("sent", "retried", "failed", "skipped")))
+    table.add_row(
+        *(str(n) for n in (summary.sent, summary.retried, summary.failed, summary.skipped))
+    )
     out.print(table)
-    for address in getattr(summary, "suspended", []):
+    for address in summary.suspended:
         out.print(Text(f"suspended after repeated hard bounces: {address}", style="yellow"))
 
 
