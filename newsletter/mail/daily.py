@@ -33,29 +33,54 @@ def local_day(now: datetime, timezone: str) -> tuple[date, int]:
     return local.date(), local.hour
 
 
-def _digest_times(session: Session) -> list[tuple[datetime, int]]:
-    return [
-        (stamp, digest_id)
-        for stamp, digest_id in session.exec(
-            select(Digest.ingested_at, Digest.id).order_by(col(Digest.id))
+class _Starts:
+    """Where each reader's next mail starts: after the digest their last daily mail reached
+    or, for a first mail, after the last digest stored a day before they confirmed (so
+    confirming today brings today's papers). Digest ids follow ingest time."""
+
+    def __init__(self, session: Session, subscriber_ids: list[int] | None = None) -> None:
+        last = select(Delivery.subscriber_id, func.max(Delivery.digest_id)).where(
+            Delivery.kind == "daily"
         )
-    ]
+        if subscriber_ids is not None:
+            last = last.where(col(Delivery.subscriber_id).in_(subscriber_ids))
+        self._last = dict(session.exec(last.group_by(col(Delivery.subscriber_id))).all())
+        digests = session.exec(select(Digest.ingested_at, Digest.id).order_by(col(Digest.id)))
+        self._stamps: list[datetime] = []
+        self._ids: list[int] = []
+        for stamp, digest_id in digests:
+            self._stamps.append(stamp)
+            self._ids.append(digest_id)
+
+    def after(self, reader: Subscriber, now: datetime) -> int:
+        last = self._last.get(reader.id)
+        if last is not None:
+            return last
+        since = (reader.email_confirmed_at or now) - FIRST_MAIL_REACH
+        before = bisect.bisect_right(self._stamps, since)
+        return self._ids[before - 1] if before else 0
 
 
-def _first_mail_start(
-    digests: list[tuple[datetime, int]], reader: Subscriber, now: datetime
-) -> int:
-    """The digest a new reader's first mail starts after: the last one stored a day before
-    they confirmed (digest times are in id order: ingest stamps them)."""
-    since = (reader.email_confirmed_at or now) - FIRST_MAIL_REACH
-    before = bisect.bisect_right([stamp for stamp, _ in digests], since)
-    return digests[before - 1][1] if before else 0
+def newest_matched_digest(session: Session) -> int | None:
+    return session.exec(select(func.max(PaperMatch.digest_id))).one()
+
+
+def followed_topics(session: Session, subscriber_ids: Iterable[int]) -> dict[int, tuple[int, ...]]:
+    """Each reader's topic ids, for many readers in one query."""
+    topics: dict[int, list[int]] = {}
+    for subscriber_id, topic_id in session.exec(
+        select(Subscription.subscriber_id, Subscription.topic_id).where(
+            col(Subscription.subscriber_id).in_(list(subscriber_ids))
+        )
+    ):
+        topics.setdefault(subscriber_id, []).append(topic_id)
+    return {reader: tuple(ids) for reader, ids in topics.items()}
 
 
 def queue_daily(engine: Engine, now: datetime) -> int:
     """Queue today's mail for every confirmed reader whose hour has come; returns how many."""
     with Session(writing(engine)) as session, session.begin():
-        newest = session.exec(select(func.max(PaperMatch.digest_id))).one()
+        newest = newest_matched_digest(session)
         if newest is None:
             return 0
         readers = session.exec(
@@ -64,22 +89,13 @@ def queue_daily(engine: Engine, now: datetime) -> int:
                 col(Subscriber.id).in_(select(Subscription.subscriber_id)),
             )
         ).all()
-        last = dict(
-            session.exec(
-                select(Delivery.subscriber_id, func.max(Delivery.digest_id))
-                .where(Delivery.kind == "daily")
-                .group_by(col(Delivery.subscriber_id))
-            ).all()
-        )
-        digests = _digest_times(session)
+        starts = _Starts(session)
         rows = []
         for reader in readers:
             day, hour = local_day(now, reader.timezone)
             if hour < reader.delivery_hour:
                 continue
-            after = last.get(reader.id)
-            if after is None:
-                after = _first_mail_start(digests, reader, now)
+            after = starts.after(reader, now)
             if newest <= after:
                 continue
             rows.append(
@@ -163,19 +179,9 @@ def sections_for(session: Session, windows: Iterable[Window]) -> dict[int, list[
 
 def preview_sections(engine: Engine, subscriber: Subscriber, now: datetime) -> list[Section]:
     """What the reader's next mail would hold if it were queued now (nothing is written)."""
+    assert subscriber.id is not None
     with Session(engine) as session:
-        newest = session.exec(select(func.max(PaperMatch.digest_id))).one() or 0
-        last = session.exec(
-            select(func.max(Delivery.digest_id)).where(
-                Delivery.kind == "daily", Delivery.subscriber_id == subscriber.id
-            )
-        ).one()
-        after = (
-            last if last is not None else _first_mail_start(_digest_times(session), subscriber, now)
-        )
-        topics = tuple(
-            session.exec(
-                select(Subscription.topic_id).where(Subscription.subscriber_id == subscriber.id)
-            )
-        )
+        newest = newest_matched_digest(session) or 0
+        after = _Starts(session, [subscriber.id]).after(subscriber, now)
+        topics = followed_topics(session, [subscriber.id]).get(subscriber.id, ())
         return sections_for(session, [Window(0, topics, after, newest)]).get(0, [])

@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from newsletter.config import get_settings
 from newsletter.mail.compose import Composer, Recipient, body
-from newsletter.mail.daily import Window, sections_for
+from newsletter.mail.daily import Window, followed_topics, sections_for
 from newsletter.mail.links import links_for
 from newsletter.mail.templates import environment
 from newsletter.mail.transports import (
@@ -32,7 +32,7 @@ from newsletter.mail.transports import (
     Transport,
     transport_from,
 )
-from newsletter.models import Delivery, Subscriber, Subscription, utcnow
+from newsletter.models import Delivery, Subscriber, utcnow
 from newsletter.optin import EmailStatus, record_result
 from newsletter.outbox import LEASE, Outcome, Result, claim, due, settle
 
@@ -75,17 +75,9 @@ def build(engine: Engine, composer: Composer, deliveries: list[Delivery]) -> lis
         readers = {
             s.id: s for s in session.exec(select(Subscriber).where(col(Subscriber.id).in_(ids)))
         }
-        topics: dict[int, list[int]] = {}
-        for subscriber_id, topic_id in session.exec(
-            select(Subscription.subscriber_id, Subscription.topic_id).where(
-                col(Subscription.subscriber_id).in_(ids)
-            )
-        ):
-            topics.setdefault(subscriber_id, []).append(topic_id)
+        topics = followed_topics(session, ids)
         windows = [
-            Window(
-                d.id, tuple(topics.get(d.subscriber_id, ())), d.after_digest_id or 0, d.digest_id
-            )
+            Window(d.id, topics.get(d.subscriber_id, ()), d.after_digest_id or 0, d.digest_id)
             for d in deliveries
             if d.kind == "daily" and d.id is not None and d.digest_id is not None
         ]
