@@ -91,13 +91,12 @@ def confirm_with_code(
         return subscriber
 
 
-def unsubscribe_address(engine: Engine, subscriber_id: int, email: str) -> bool:
-    """Stop all mail to the address; True if it was getting mail. Queued mail is dropped."""
+def unsubscribe_address(engine: Engine, subscriber_id: int, email: str) -> None:
+    """Stop all mail to the address; mail queued for it is dropped."""
     with Session(writing(engine)) as session, session.begin():
         subscriber = session.get(Subscriber, subscriber_id)
         if subscriber is None or subscriber.email != email:
             raise OptInError("this link is for an address paperboy no longer has")
-        was = subscriber.email_status == EmailStatus.CONFIRMED
         subscriber.email_status = EmailStatus.UNSUBSCRIBED
         session.add(subscriber)
         session.execute(
@@ -108,7 +107,6 @@ def unsubscribe_address(engine: Engine, subscriber_id: int, email: str) -> bool:
             )
             .values(status=Status.SKIPPED, last_error="unsubscribed")
         )
-        return was
 
 
 def vouch(engine: Engine, email: str, now: datetime) -> Subscriber:
@@ -122,12 +120,9 @@ def vouch(engine: Engine, email: str, now: datetime) -> Subscriber:
         return subscriber
 
 
-def record_result(session: Session, subscriber: Subscriber, hard_failure: bool) -> bool:
-    """Count hard failures in a row; True when this one suspended the address."""
-    if not hard_failure:
-        subscriber.hard_failures = 0
-        session.add(subscriber)
-        return False
+def count_hard_failure(session: Session, subscriber: Subscriber) -> bool:
+    """One more hard failure in a row (a sent mail resets the count); True when this one
+    suspended the address."""
     subscriber.hard_failures += 1
     suspended = (
         subscriber.hard_failures >= MAX_HARD_FAILURES

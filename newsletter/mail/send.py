@@ -33,7 +33,7 @@ from newsletter.mail.transports import (
     transport_from,
 )
 from newsletter.models import Delivery, Subscriber, utcnow
-from newsletter.optin import EmailStatus, record_result
+from newsletter.optin import EmailStatus, count_hard_failure
 from newsletter.outbox import LEASE, Outcome, Result, claim, due, settle
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def _bounces(suspended: list[str]) -> Callable[[Session, list[tuple[int | None, 
                 )
             elif outcome.result is Result.FAILED:
                 reader = session.get(Subscriber, subscriber_id)
-                if reader is not None and record_result(session, reader, hard_failure=True):
+                if reader is not None and count_hard_failure(session, reader):
                     log.warning("suspended %s after repeated hard bounces", reader.email)
                     suspended.append(reader.email or "")
 
