@@ -59,14 +59,22 @@ def _claim(request: web.Request, read: Callable[[str], Claim]) -> Claim:
         ) from None
 
 
-async def confirm_page(request: web.Request) -> web.Response:
-    claim = _claim(request, _links(request).read_confirm)
+async def _act_on(
+    request: web.Request, claim: Claim, action: Callable[..., object], *extra: object
+) -> web.Response | None:
+    """Run an opt-in change for the link's address; a page saying why when it cannot be."""
+    engine = request.app[ENGINE]
     try:
-        await asyncio.to_thread(
-            confirm, request.app[ENGINE], claim.subscriber_id, claim.email, request.app[CLOCK]()
-        )
+        await asyncio.to_thread(action, engine, claim.subscriber_id, claim.email, *extra)
     except OptInError as err:
         return _message(request, "Link no longer valid", str(err), 410)
+    return None
+
+
+async def confirm_page(request: web.Request) -> web.Response:
+    claim = _claim(request, _links(request).read_confirm)
+    if refused := await _act_on(request, claim, confirm, request.app[CLOCK]()):
+        return refused
     log.info("address confirmed: subscriber %s", claim.subscriber_id)
     return _message(request, "You are in", f"Daily papers will come to {claim.email}.")
 
@@ -75,12 +83,8 @@ async def unsubscribe_page(request: web.Request) -> web.Response:
     claim = _claim(request, _links(request).read_unsubscribe)
     if request.method == "GET":
         return _page(request, "unsubscribe", email=claim.email, action=str(request.rel_url))
-    try:
-        await asyncio.to_thread(
-            unsubscribe_address, request.app[ENGINE], claim.subscriber_id, claim.email
-        )
-    except OptInError as err:
-        return _message(request, "Link no longer valid", str(err), 410)
+    if refused := await _act_on(request, claim, unsubscribe_address):
+        return refused
     log.info("address unsubscribed: subscriber %s", claim.subscriber_id)
     return _message(request, "Unsubscribed", f"No more mail will go to {claim.email}.")
 
