@@ -146,8 +146,10 @@ def read_import(path: Path) -> list[ImportRow]:
     """Rows of `email,topics,timezone,hour` (topics `;`-separated); errors name the line."""
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise OptInError(f"{path}: cannot read: {err}") from None
+    except OSError as err:
+        raise OptInError(f"{path}: cannot read: {err.strerror or err}") from None
+    except UnicodeDecodeError as err:
+        raise OptInError(f"{path}: not UTF-8 text (byte {err.start})") from None
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames is None or "email" not in reader.fieldnames:
         raise OptInError(f"{path}: line 1: the header must name an 'email' column")
@@ -167,4 +169,6 @@ def read_import(path: Path) -> list[ImportRow]:
                 hour=int(hour_text) if hour_text else None,
             )
         )
+    if not rows:
+        raise OptInError(f"{path}: no subscribers after the header line")
     return rows

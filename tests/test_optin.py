@@ -129,3 +129,25 @@ def test_a_template_whose_loop_css_inlining_would_break_is_refused_by_name(
     )
     with pytest.raises(TemplateError, match=r"daily.html: inlining CSS moved Jinja tags"):
         environment(tmp_path).get_template("mail/daily.html")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"email,topics\n", r"people.csv: no subscribers after the header line"),
+        (b"email,topics\n\xff\xfe,agents\n", r"people.csv: not UTF-8 text \(byte 13\)"),
+    ],
+    ids=["header-only", "not-utf8"],
+)
+def test_an_import_file_with_nobody_in_it_or_not_text_is_refused(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    listing = tmp_path / "people.csv"
+    listing.write_bytes(content)
+    with pytest.raises(OptInError, match=message):
+        read_import(listing)
+
+
+def test_a_missing_import_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(OptInError, match=r"nothing.csv: cannot read: No such file or directory$"):
+        read_import(tmp_path / "nothing.csv")
