@@ -12,14 +12,16 @@ from aiohttp import web as aioweb
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from newsletter.cli_common import EXIT_BAD_INPUT, fail, open_engine, out
 from newsletter.config import get_settings
-from newsletter.mail.compose import Recipient, body
+from newsletter.mail.compose import Composer, Recipient, body
 from newsletter.mail.daily import local_day, preview_sections, queue_daily
 from newsletter.mail.send import Summary, configured, preview_due, send_due
-from newsletter.mail.templates import TemplateError, environment
+from newsletter.mail.templates import TemplateError
+from newsletter.mail.transports import Transport
 from newsletter.models import Subscriber, utcnow
 from newsletter.optin import OptInError, read_import, vouch
 from newsletter.subscriptions import SubscriptionError, Who, checked, import_subscribers
@@ -38,6 +40,13 @@ def _address(text: str) -> str:
     return email
 
 
+def _configured(engine: Engine) -> tuple[Transport, Composer]:
+    try:
+        return configured(engine)
+    except TemplateError as problem:
+        raise fail(str(problem), EXIT_BAD_INPUT) from None
+
+
 @email_app.command("preview")
 def preview(
     subscriber: Annotated[str, typer.Option(help="The subscriber's email address.")],
@@ -52,10 +61,7 @@ def preview(
         raise fail(f"{email} is not a subscriber", EXIT_BAD_INPUT)
     now = utcnow()
     sections = preview_sections(engine, reader, now)
-    try:
-        _, composer = configured(engine)
-    except TemplateError as problem:
-        raise fail(str(problem), EXIT_BAD_INPUT) from None
+    _, composer = _configured(engine)
     day, _ = local_day(now, reader.timezone)
     message = composer.daily("preview", 0, Recipient(reader.id, email), day, sections)
     folder = get_settings().outbox_dir / "preview"
@@ -83,10 +89,7 @@ def send(
 ) -> None:
     """Queue the daily mails whose hour has come, then send every mail that is due."""
     engine = open_engine()
-    try:
-        transport, composer = configured(engine)
-    except TemplateError as problem:
-        raise fail(str(problem), EXIT_BAD_INPUT) from None
+    transport, composer = _configured(engine)
     now = utcnow()
     if dry_run:
         drafts = preview_due(engine, composer, now)
@@ -160,16 +163,12 @@ def web() -> None:
     """Serve the pages links in mails lead to: confirm, unsubscribe, manage, view, /healthz."""
     settings = get_settings()
     engine = open_engine()
-    try:
-        _, composer = configured(engine)
-        pages = environment()
-    except TemplateError as problem:
-        raise fail(str(problem), EXIT_BAD_INPUT) from None
+    _, composer = _configured(engine)
     out.print(
         f"serving on http://{settings.web_host}:{settings.web_port} (links use {settings.base_url})"
     )
     aioweb.run_app(
-        make_app(engine, composer, pages),
+        make_app(engine, composer),
         host=settings.web_host,
         port=settings.web_port,
         print=None,

@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from jinja2 import Environment
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -33,12 +32,11 @@ log = logging.getLogger(__name__)
 
 ENGINE = web.AppKey("engine", Engine)
 COMPOSER = web.AppKey("composer", Composer)
-PAGES = web.AppKey("pages", Environment)
 CLOCK = web.AppKey("clock", Callable[[], datetime])
 
 
 def _page(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
-    html = request.app[PAGES].get_template(f"web/{name}.html").render(context)
+    html = request.app[COMPOSER].env.get_template(f"web/{name}.html").render(context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
 
 
@@ -150,10 +148,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def make_app(
-    engine: Engine, composer: Composer, pages: Environment, clock: Callable[[], datetime] = utcnow
+    engine: Engine, composer: Composer, clock: Callable[[], datetime] = utcnow
 ) -> web.Application:
     app = web.Application()
-    app[ENGINE], app[COMPOSER], app[PAGES], app[CLOCK] = engine, composer, pages, clock
+    app[ENGINE], app[COMPOSER], app[CLOCK] = engine, composer, clock
     app.router.add_route("GET", "/confirm", confirm_page)
     app.router.add_route("GET", "/unsubscribe", unsubscribe_page)
     app.router.add_route("POST", "/unsubscribe", unsubscribe_page)

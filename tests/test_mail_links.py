@@ -22,7 +22,6 @@ from sqlmodel import Session, select
 from newsletter.mail.daily import queue_daily
 from newsletter.mail.links import Links
 from newsletter.mail.send import send_due
-from newsletter.mail.templates import environment
 from newsletter.mail.transports import FileTransport
 from newsletter.models import Delivery, Subscriber
 from newsletter.subscriptions import Who, list_subscriptions, subscribe
@@ -35,7 +34,7 @@ Site = tuple[TestServer, aiohttp.ClientSession]
 
 @pytest.fixture
 async def site(engine: Engine) -> AsyncIterator[Site]:
-    server = TestServer(make_app(engine, composer(), environment(), Clock()))
+    server = TestServer(make_app(engine, composer(), Clock()))
     await server.start_server()
     async with aiohttp.ClientSession() as client:
         yield server, client

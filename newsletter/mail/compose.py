@@ -65,6 +65,7 @@ class Composer:
     """Builds messages; templates are loaded (and their CSS inlined) once, here."""
 
     def __init__(self, env: Environment, links: Links, mail_from: str) -> None:
+        self.env = env  # the web pages render from the same templates
         self.links = links
         self.mail_from = mail_from
         self.domain = parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
