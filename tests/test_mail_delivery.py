@@ -16,7 +16,7 @@ from newsletter.mail.send import send_due
 from newsletter.mail.transports import SmtpTransport
 from newsletter.models import Delivery, Paper, Subscriber
 from newsletter.optin import MAX_HARD_FAILURES
-from newsletter.outbox import MAX_ATTEMPTS
+from newsletter.outbox import MAX_ATTEMPTS, claim
 from tests.mailing import CLOCK, Clock, SmtpServer, composer, readers_with_papers, smtp_server
 
 
@@ -187,8 +187,6 @@ async def test_a_connection_dropped_mid_data_is_sent_on_the_retry(
 async def test_a_sender_that_died_mid_send_is_taken_over_with_the_same_message_id(
     engine: Engine, smtp: SmtpServer
 ) -> None:
-    from newsletter.outbox import claim
-
     readers_with_papers(engine, ["ann@example.org"])
     queue_daily(engine, CLOCK)
     assert claim(engine, ["daily"], "dead-sender", CLOCK, 10)  # claimed, never settled
