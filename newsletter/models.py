@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlmodel import Field, SQLModel
@@ -135,6 +137,10 @@ class Subscriber(SQLModel, table=True):
     hard_failures: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
     )
+    # A Discord direct message whenever a digest has papers on the person's topics.
+    discord_dm: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=False), nullable=False)
     )
@@ -168,6 +174,12 @@ class ChannelFeed(SQLModel, table=True):
             Integer, ForeignKey("topic.id", ondelete="CASCADE"), nullable=False, index=True
         )
     )
+    added_by: int | None = Field(default=None, sa_column=Column(BigInteger))
+    """The Discord user who added the feed: told when it stops working."""
+    # Set when Discord refused the channel for good (gone, or no permission to post): the
+    # feed gets nothing until someone adds it again.
+    disabled_reason: str | None = Field(default=None, sa_column=Column(Text))
+    disabled_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=False), nullable=False)
     )
@@ -222,6 +234,11 @@ class Delivery(SQLModel, table=True):
     after_digest_id: int | None = Field(default=None, sa_column=Column(Integer))
     status: str = Field(default="pending", sa_column=Column(String(16), nullable=False))
     attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    # Messages of this delivery already sent: a Discord post may take several, and a retry
+    # goes on from the first one not sent.
+    progress: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
     next_attempt_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime, nullable=False)
     )

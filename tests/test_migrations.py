@@ -101,3 +101,34 @@ def test_subscribers_from_before_opt_in_keep_their_topics_and_await_confirmation
         assert connection.execute(text("SELECT min_score FROM topic")).scalar_one() == 1
         status = connection.execute(text("SELECT email_status FROM subscriber")).scalar_one()
         assert status == "pending"  # never confirmed: no mail until they are
+
+
+def test_channel_feeds_and_queued_deliveries_survive_the_discord_upgrade(
+    database_url: str,
+) -> None:
+    old = open_database(database_url, "0004")
+    with old.begin() as connection:
+        for statement in (
+            "INSERT INTO topic (id, name, query, canonical, builtin, min_score, created_at) "
+            "VALUES (1, 'mine', 'lifelong', 'lifelong', false, 1, '2026-01-01')",
+            "INSERT INTO subscriber (id, discord_user_id, timezone, delivery_hour, "
+            "hard_failures, created_at) VALUES (1, 42, 'UTC', 7, 0, '2026-01-01')",
+            "INSERT INTO subscription (subscriber_id, topic_id, created_at) "
+            "VALUES (1, 1, '2026-01-01')",
+            "INSERT INTO channel_feed (id, guild_id, channel_id, topic_id, created_at) "
+            "VALUES (1, 10, 20, 1, '2026-01-01')",
+            "INSERT INTO delivery (key, kind, channel_feed_id, status, attempts, "
+            "next_attempt_at, created_at) "
+            "VALUES ('k', 'post', 1, 'pending', 0, '2026-01-01', '2026-01-01')",
+        ):
+            connection.execute(text(statement))
+    engine = open_database(database_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM subscription")).scalar_one() == 1
+        feed = connection.execute(text("SELECT disabled_reason FROM channel_feed")).one()
+        assert feed == (None,)  # still posting
+        assert connection.execute(text("SELECT discord_dm FROM subscriber")).scalar_one() in (
+            False,
+            0,
+        )
+        assert connection.execute(text("SELECT progress FROM delivery")).scalar_one() == 0

@@ -19,40 +19,12 @@ from email.utils import format_datetime, parseaddr
 from jinja2 import Environment
 
 from newsletter.mail.links import CONFIRM_FOR, Links
-from newsletter.models import Paper
+from newsletter.sections import Section
 
-ABSTRACT_CHARS = 600
 # Bodies go out base64-encoded: every client reads it, and it costs a fraction of
 # quoted-printable (the email package's QP encoder is pure Python).
 UTF8 = Charset("utf-8")
 UTF8.body_encoding = BASE64
-AUTHORS_SHOWN = 8
-
-
-@dataclass(frozen=True)
-class PaperView:
-    title: str
-    url: str
-    authors: str
-    terms: tuple[str, ...]
-    abstract: str
-
-    @classmethod
-    def of(cls, paper: Paper, terms: tuple[str, ...]) -> PaperView:
-        names = list(paper.authors or [])
-        authors = ", ".join(names[:AUTHORS_SHOWN]) + (
-            " et al." if len(names) > AUTHORS_SHOWN else ""
-        )
-        abstract = paper.abstract or ""
-        if len(abstract) > ABSTRACT_CHARS:
-            abstract = abstract[:ABSTRACT_CHARS].rsplit(" ", 1)[0] + " …"
-        return cls(paper.title, paper.url or "", authors, terms, abstract)
-
-
-@dataclass(frozen=True)
-class Section:
-    topic: str
-    papers: tuple[PaperView, ...]
 
 
 @dataclass(frozen=True)

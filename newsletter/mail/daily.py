@@ -9,8 +9,6 @@ previous mail (by digest id), grouped by topic, each paper once.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,10 +16,10 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from newsletter.db import writing
-from newsletter.mail.compose import PaperView, Section
-from newsletter.models import Delivery, Digest, Paper, PaperMatch, Subscriber, Subscription, Topic
+from newsletter.models import Delivery, Digest, PaperMatch, Subscriber, Subscription
 from newsletter.optin import EmailStatus
 from newsletter.outbox import Status, enqueue
+from newsletter.sections import Section, Window, followed_topics, sections_for
 
 # A new reader's first mail reaches back this far, so confirming today brings today's papers.
 FIRST_MAIL_REACH = timedelta(days=1)
@@ -65,18 +63,6 @@ def newest_matched_digest(session: Session) -> int | None:
     return session.exec(select(func.max(PaperMatch.digest_id))).one()
 
 
-def followed_topics(session: Session, subscriber_ids: Iterable[int]) -> dict[int, tuple[int, ...]]:
-    """Each reader's topic ids, for many readers in one query."""
-    topics: dict[int, list[int]] = {}
-    for subscriber_id, topic_id in session.exec(
-        select(Subscription.subscriber_id, Subscription.topic_id).where(
-            col(Subscription.subscriber_id).in_(list(subscriber_ids))
-        )
-    ):
-        topics.setdefault(subscriber_id, []).append(topic_id)
-    return {reader: tuple(ids) for reader, ids in topics.items()}
-
-
 def queue_daily(engine: Engine, now: datetime) -> int:
     """Queue today's mail for every confirmed reader whose hour has come; returns how many."""
     with Session(writing(engine)) as session, session.begin():
@@ -113,68 +99,6 @@ def queue_daily(engine: Engine, now: datetime) -> int:
                 }
             )
         return enqueue(session, rows)
-
-
-@dataclass(frozen=True)
-class Window:
-    """What one daily mail covers: a reader's topics over a range of digests."""
-
-    delivery_id: int
-    topic_ids: tuple[int, ...]
-    after_digest_id: int
-    digest_id: int
-
-
-def sections_for(session: Session, windows: Iterable[Window]) -> dict[int, list[Section]]:
-    """Each mail's sections, for a batch of mails in three queries, not three per mail.
-
-    A paper matched by several of a reader's topics appears once, under the topic where it
-    scored best, with the terms of all of them; sections come best paper first.
-    """
-    windows = list(windows)
-    if not windows:
-        return {}
-    topic_ids = {t for w in windows for t in w.topic_ids}
-    low = min(w.after_digest_id for w in windows)
-    high = max(w.digest_id for w in windows)
-    matches = session.exec(
-        select(PaperMatch).where(
-            col(PaperMatch.topic_id).in_(topic_ids),
-            col(PaperMatch.digest_id) > low,
-            col(PaperMatch.digest_id) <= high,
-        )
-    ).all()
-    paper_ids = {m.paper_id for m in matches}
-    papers = {p.id: p for p in session.exec(select(Paper).where(col(Paper.id).in_(paper_ids)))}
-    names = dict(
-        session.exec(select(Topic.id, Topic.name).where(col(Topic.id).in_(topic_ids))).all()
-    )
-    by_topic: dict[int, list[PaperMatch]] = {}
-    for match in matches:
-        by_topic.setdefault(match.topic_id, []).append(match)
-    result = {}
-    for window in windows:
-        best: dict[int, tuple[float, int, list[str]]] = {}
-        for topic in window.topic_ids:
-            for match in by_topic.get(topic, ()):
-                if not window.after_digest_id < match.digest_id <= window.digest_id:
-                    continue
-                score, where, terms = best.get(match.paper_id, (float("-inf"), topic, []))
-                merged = terms + [t for t in match.terms if t not in terms]
-                if match.score > score:
-                    score, where = match.score, topic
-                best[match.paper_id] = (score, where, merged)
-        grouped: dict[int, list[tuple[float, int, list[str]]]] = {}
-        for paper_id, (score, topic, terms) in best.items():
-            grouped.setdefault(topic, []).append((score, paper_id, terms))
-        sections = []
-        for topic, entries in grouped.items():
-            entries.sort(key=lambda e: (-e[0], e[1]))
-            views = tuple(PaperView.of(papers[p], tuple(terms)) for _, p, terms in entries)
-            sections.append((-entries[0][0], names[topic], Section(names[topic], views)))
-        sections.sort(key=lambda entry: (entry[0], entry[1]))
-        result[window.delivery_id] = [section for *_, section in sections]
-    return result
 
 
 def preview_sections(engine: Engine, subscriber: Subscriber, now: datetime) -> list[Section]:

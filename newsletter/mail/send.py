@@ -23,7 +23,6 @@ from sqlmodel import Session, col, select
 
 from newsletter.config import get_settings
 from newsletter.mail.compose import Composer, Recipient, body
-from newsletter.mail.daily import Window, followed_topics, sections_for
 from newsletter.mail.links import links_for
 from newsletter.mail.templates import environment
 from newsletter.mail.transports import (
@@ -35,6 +34,7 @@ from newsletter.mail.transports import (
 from newsletter.models import Delivery, Subscriber, utcnow
 from newsletter.optin import EmailStatus, count_hard_failure
 from newsletter.outbox import LEASE, Outcome, Result, claim, due, settle
+from newsletter.sections import Window, followed_topics, sections_for
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,118 @@
+"""What a delivery holds: matched papers grouped by topic, for a mail, a post or a DM.
+
+Shared by the mail and Discord sides so both show the same papers under the same topics;
+built for many deliveries in a few queries, not a few queries per delivery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from newsletter.models import Paper, PaperMatch, Subscription, Topic
+
+ABSTRACT_CHARS = 600
+AUTHORS_SHOWN = 8
+
+
+@dataclass(frozen=True)
+class PaperView:
+    title: str
+    url: str
+    authors: str
+    terms: tuple[str, ...]
+    abstract: str
+    upvotes: int | None = None
+
+    @classmethod
+    def of(cls, paper: Paper, terms: tuple[str, ...]) -> PaperView:
+        names = list(paper.authors or [])
+        authors = ", ".join(names[:AUTHORS_SHOWN]) + (
+            " et al." if len(names) > AUTHORS_SHOWN else ""
+        )
+        abstract = paper.abstract or ""
+        if len(abstract) > ABSTRACT_CHARS:
+            abstract = abstract[:ABSTRACT_CHARS].rsplit(" ", 1)[0] + " …"
+        return cls(paper.title, paper.url or "", authors, terms, abstract, paper.upvotes)
+
+
+@dataclass(frozen=True)
+class Section:
+    topic: str
+    papers: tuple[PaperView, ...]
+
+
+def followed_topics(session: Session, subscriber_ids: Iterable[int]) -> dict[int, tuple[int, ...]]:
+    """Each reader's topic ids, for many readers in one query."""
+    topics: dict[int, list[int]] = {}
+    for subscriber_id, topic_id in session.exec(
+        select(Subscription.subscriber_id, Subscription.topic_id).where(
+            col(Subscription.subscriber_id).in_(list(subscriber_ids))
+        )
+    ):
+        topics.setdefault(subscriber_id, []).append(topic_id)
+    return {reader: tuple(ids) for reader, ids in topics.items()}
+
+
+@dataclass(frozen=True)
+class Window:
+    """What one daily mail covers: a reader's topics over a range of digests."""
+
+    delivery_id: int
+    topic_ids: tuple[int, ...]
+    after_digest_id: int
+    digest_id: int
+
+
+def sections_for(session: Session, windows: Iterable[Window]) -> dict[int, list[Section]]:
+    """Each mail's sections, for a batch of mails in three queries, not three per mail.
+
+    A paper matched by several of a reader's topics appears once, under the topic where it
+    scored best, with the terms of all of them; sections come best paper first.
+    """
+    windows = list(windows)
+    if not windows:
+        return {}
+    topic_ids = {t for w in windows for t in w.topic_ids}
+    low = min(w.after_digest_id for w in windows)
+    high = max(w.digest_id for w in windows)
+    matches = session.exec(
+        select(PaperMatch).where(
+            col(PaperMatch.topic_id).in_(topic_ids),
+            col(PaperMatch.digest_id) > low,
+            col(PaperMatch.digest_id) <= high,
+        )
+    ).all()
+    paper_ids = {m.paper_id for m in matches}
+    papers = {p.id: p for p in session.exec(select(Paper).where(col(Paper.id).in_(paper_ids)))}
+    names = dict(
+        session.exec(select(Topic.id, Topic.name).where(col(Topic.id).in_(topic_ids))).all()
+    )
+    by_topic: dict[int, list[PaperMatch]] = {}
+    for match in matches:
+        by_topic.setdefault(match.topic_id, []).append(match)
+    result = {}
+    for window in windows:
+        best: dict[int, tuple[float, int, list[str]]] = {}
+        for topic in window.topic_ids:
+            for match in by_topic.get(topic, ()):
+                if not window.after_digest_id < match.digest_id <= window.digest_id:
+                    continue
+                score, where, terms = best.get(match.paper_id, (float("-inf"), topic, []))
+                merged = terms + [t for t in match.terms if t not in terms]
+                if match.score > score:
+                    score, where = match.score, topic
+                best[match.paper_id] = (score, where, merged)
+        grouped: dict[int, list[tuple[float, int, list[str]]]] = {}
+        for paper_id, (score, topic, terms) in best.items():
+            grouped.setdefault(topic, []).append((score, paper_id, terms))
+        sections = []
+        for topic, entries in grouped.items():
+            entries.sort(key=lambda e: (-e[0], e[1]))
+            views = tuple(PaperView.of(papers[p], tuple(terms)) for _, p, terms in entries)
+            sections.append((-entries[0][0], names[topic], Section(names[topic], views)))
+        sections.sort(key=lambda entry: (entry[0], entry[1]))
+        result[window.delivery_id] = [section for *_, section in sections]
+    return result
