@@ -67,12 +67,12 @@ from newsletter.ingest import ingest_bytes
 from newsletter.mail.compose import Composer
 from newsletter.mail.daily import queue_daily
 from newsletter.mail.links import Links
-from newsletter.mail.send import Summary, build, send_due
+from newsletter.mail.send import build, send_due
 from newsletter.mail.templates import BUILTIN, environment
 from newsletter.mail.transports import SmtpTransport, envelope, wire_bytes
 from newsletter.models import Delivery, DigestPaper, PaperMatch, Subscriber, Subscription, Topic
 from newsletter.optin import EmailStatus
-from newsletter.outbox import Status
+from newsletter.outbox import Status, Summary
 
 NOW = datetime(2026, 11, 25, 12)  # naive UTC, as the database keeps it
 TOPICS = 100

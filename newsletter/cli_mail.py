@@ -19,11 +19,12 @@ from newsletter.cli_common import EXIT_BAD_INPUT, fail, open_engine, out
 from newsletter.config import get_settings
 from newsletter.mail.compose import Composer, Recipient, body
 from newsletter.mail.daily import local_day, preview_sections, queue_daily
-from newsletter.mail.send import Summary, configured, preview_due, send_due
+from newsletter.mail.send import configured, preview_due, send_due
 from newsletter.mail.templates import TemplateError
 from newsletter.mail.transports import Transport
 from newsletter.models import Subscriber, utcnow
 from newsletter.optin import OptInError, read_import, vouch
+from newsletter.outbox import Summary
 from newsletter.subscriptions import SubscriptionError, Who, checked, import_subscribers
 from newsletter.web import make_app
 

@@ -8,7 +8,9 @@ there until they confirm again), `suspended` (the address bounced hard three tim
 from __future__ import annotations
 
 import csv
+import hmac
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -77,14 +79,22 @@ def confirm(engine: Engine, subscriber_id: int, email: str, now: datetime) -> Su
 
 
 def confirm_with_code(
-    engine: Engine, email: str, code: str, expected: str | None, now: datetime
+    engine: Engine,
+    email: str,
+    code: str,
+    code_of: Callable[[int, str, datetime], str],
+    now: datetime,
 ) -> Subscriber:
-    """The owner typed the code from the mail; `expected` is what the latest mail said."""
+    """The owner typed the code from the latest confirmation mail (`code_of` is
+    `Links.code`: the code for a subscriber id, address and the time that mail was queued)."""
     with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         subscriber = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
-        if subscriber is None:
+        if subscriber is None or subscriber.id is None:
             raise OptInError(f"{email} has not asked for mail")
-        if expected is None or code.strip() != expected:
+        sent = subscriber.confirmation_sent_at
+        if sent is None:
+            raise OptInError(f"no confirmation mail has been sent to {email}")
+        if not hmac.compare_digest(code.strip(), code_of(subscriber.id, email, sent)):
             raise OptInError("that code is not the one in the latest confirmation mail")
         _confirm(subscriber, now)
         session.add(subscriber)

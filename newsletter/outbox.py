@@ -10,9 +10,11 @@ SQLite serialises claims with BEGIN IMMEDIATE.
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -51,6 +53,24 @@ class Outcome:
     delivery_id: int
     result: Result
     error: str | None = None
+
+
+@dataclass
+class Summary:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    skipped: int = 0
+    suspended: list[str] = field(default_factory=list)
+
+    def add(self, result: Result) -> None:
+        name = {Result.RETRY: "retried"}.get(result, result.value)
+        setattr(self, name, getattr(self, name) + 1)
+
+
+def worker_name() -> str:
+    """Who holds a claim: host and process, so a stuck lease can be traced to its sender."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def enqueue(session: Session, rows: Sequence[dict[str, Any]]) -> int:

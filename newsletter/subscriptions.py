@@ -63,7 +63,7 @@ def _find(session: Session, who: Who) -> Subscriber | None:
     return by_email or by_discord
 
 
-def _checked_delivery(timezone: str | None, hour: int | None) -> None:
+def checked_delivery(timezone: str | None, hour: int | None) -> None:
     if timezone is not None:
         try:
             ZoneInfo(timezone)
@@ -118,7 +118,7 @@ def subscribe(
     it until its owner confirms.
     """
     who = checked(who)
-    _checked_delivery(timezone, hour)
+    checked_delivery(timezone, hour)
     with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         return _subscribe(session, who, text, timezone, hour, now or utcnow(), confirmed=False)
 
@@ -135,7 +135,7 @@ def import_subscribers(
     for number, row in enumerate(rows, start=1):
         try:
             who = checked(Who(email=row.email))
-            _checked_delivery(row.timezone, row.hour)
+            checked_delivery(row.timezone, row.hour)
         except SubscriptionError as err:
             raise SubscriptionError(f"row {number}: {err}") from None
         checked_rows.append((number, who, row))

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import Message
 
@@ -33,30 +31,22 @@ from newsletter.mail.transports import (
 )
 from newsletter.models import Delivery, Subscriber, utcnow
 from newsletter.optin import EmailStatus, count_hard_failure
-from newsletter.outbox import LEASE, Outcome, Result, claim, due, settle
+from newsletter.outbox import (
+    LEASE,
+    Outcome,
+    Result,
+    Summary,
+    claim,
+    due,
+    settle,
+    worker_name,
+)
 from newsletter.sections import Window, followed_topics, sections_for
 
 log = logging.getLogger(__name__)
 
 MAIL_KINDS = ("daily", "confirm")
 BATCH = 500
-
-
-@dataclass
-class Summary:
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    skipped: int = 0
-    suspended: list[str] = field(default_factory=list)
-
-    def add(self, result: Result) -> None:
-        name = {Result.RETRY: "retried"}.get(result, result.value)
-        setattr(self, name, getattr(self, name) + 1)
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)

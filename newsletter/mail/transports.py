@@ -12,7 +12,6 @@ import hashlib
 import logging
 import os
 import re
-import time
 from email.message import Message
 from email.policy import compat32
 from email.utils import parseaddr
@@ -22,6 +21,7 @@ from typing import Protocol
 import aiosmtplib
 
 from newsletter.config import Settings
+from newsletter.pacing import Pace
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,7 @@ class SmtpTransport:
         self._settings = settings
         self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
         self._spare = max(1, settings.smtp_connections)
-        self._interval = 1 / settings.smtp_rate if settings.smtp_rate > 0 else 0.0
-        self._next_slot = 0.0
-        self._slot_lock = asyncio.Lock()
+        self._pace = Pace(settings.smtp_rate)
         self.description = f"SMTP {settings.smtp_host}:{settings.smtp_port}"
 
     def _connection(self) -> aiosmtplib.SMTP:
@@ -112,20 +110,8 @@ class SmtpTransport:
             return self._connection()
         return await self._idle.get()
 
-    async def _pace(self) -> None:
-        if not self._interval:
-            return
-        async with self._slot_lock:
-            now = time.monotonic()
-            wait, self._next_slot = (
-                self._next_slot - now,
-                max(now, self._next_slot) + self._interval,
-            )
-        if wait > 0:
-            await asyncio.sleep(wait)
-
     async def send(self, message: Message) -> None:
-        await self._pace()
+        await self._pace.wait()
         smtp = await self._take()
         # After any failure the session state is unknown: reconnect rather than RSET.
         broken = True
