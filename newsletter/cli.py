@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,9 +18,11 @@ from rich.text import Text
 from newsletter.cli_common import EXIT_BAD_INPUT, EXIT_UNAVAILABLE, err, out
 from newsletter.cli_common import fail as _fail
 from newsletter.cli_common import open_engine as _engine
+from newsletter.cli_feeds import feeds_app
 from newsletter.cli_mail import email_app, subscribers_app, web
 from newsletter.config import get_settings
 from newsletter.db import DatabaseError, describe, open_database
+from newsletter.feeds import queue_posts
 from newsletter.ingest import IngestResult, Outcome, ingest_bytes
 from newsletter.pipeline import PaperHit, latest_digest_id, match_digest, match_query
 from newsletter.queries import ListedPaper, UnknownDigest, list_digests, list_papers
@@ -44,6 +47,11 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(email_app, name="email")
 app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(feeds_app, name="feeds")
+# Commands that need discord.py (`deliver`, `bot ...`) come from the bot package through
+# this entry point: the newsletter package itself never imports discord.
+for plugin in entry_points(group="paperboy.cli"):
+    plugin.load()(app)
 app.command()(web)
 
 
@@ -396,6 +404,8 @@ def match(
             out.print(Text.assemble(f"  {hit.score:>5g}  ", _highlighted(hit.paper.title, hit)))
     stored = sum(len(r.hits) for r in results)
     out.print(f"{stored} match(es) over {len(results)} topics stored for digest {digest_id}")
+    queued = queue_posts(engine, digest_id)
+    out.print(f"{queued} Discord post(s) and DM(s) queued (`paperboy deliver` sends them)")
 
 
 @db_app.command("upgrade")

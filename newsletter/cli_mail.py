@@ -10,12 +10,11 @@ from typing import Annotated
 import typer
 from aiohttp import web as aioweb
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from newsletter.cli_common import EXIT_BAD_INPUT, fail, open_engine, out
+from newsletter.cli_common import EXIT_BAD_INPUT, fail, open_engine, out, summary_table
 from newsletter.config import get_settings
 from newsletter.mail.compose import Composer, Recipient, body
 from newsletter.mail.daily import local_day, preview_sections, queue_daily
@@ -41,7 +40,7 @@ def _address(text: str) -> str:
     return email
 
 
-def _configured(engine: Engine) -> tuple[Transport, Composer]:
+def configured_mail(engine: Engine) -> tuple[Transport, Composer]:
     try:
         return configured(engine)
     except TemplateError as problem:
@@ -62,7 +61,7 @@ def preview(
         raise fail(f"{email} is not a subscriber", EXIT_BAD_INPUT)
     now = utcnow()
     sections = preview_sections(engine, reader, now)
-    _, composer = _configured(engine)
+    _, composer = configured_mail(engine)
     day, _ = local_day(now, reader.timezone)
     message = composer.daily("preview", 0, Recipient(reader.id, email), day, sections)
     folder = get_settings().outbox_dir / "preview"
@@ -90,7 +89,7 @@ def send(
 ) -> None:
     """Queue the daily mails whose hour has come, then send every mail that is due."""
     engine = open_engine()
-    transport, composer = _configured(engine)
+    transport, composer = configured_mail(engine)
     now = utcnow()
     if dry_run:
         drafts = preview_due(engine, composer, now)
@@ -115,12 +114,8 @@ def send(
                 await transport.close()
 
         summary = asyncio.run(run())
-    table = Table(title=f"email send: {queued} daily mail(s) queued, via {transport.description}")
-    for name in ("sent", "retried", "failed", "skipped"):
-        table.add_column(name, justify="right")
-    table.add_row(
-        *(str(n) for n in (summary.sent, summary.retried, summary.failed, summary.skipped))
-    )
+    title = f"email send: {queued} daily mail(s) queued, via {transport.description}"
+    table = summary_table(title, {"mail": summary})
     out.print(table)
     for address in summary.suspended:
         out.print(Text(f"suspended after repeated hard bounces: {address}", style="yellow"))
@@ -164,7 +159,7 @@ def web() -> None:
     """Serve the pages links in mails lead to: confirm, unsubscribe, manage, view, /healthz."""
     settings = get_settings()
     engine = open_engine()
-    _, composer = _configured(engine)
+    _, composer = configured_mail(engine)
     out.print(
         f"serving on http://{settings.web_host}:{settings.web_port} (links use {settings.base_url})"
     )

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     """SMTP connections kept open and used in parallel."""
     smtp_rate: float = 0.0
     """Messages per second at most (0: no limit)."""
+    discord_token: SecretStr | None = None
+    """The bot's token. No token: posts and DMs are written to the outbox folder as JSON."""
+    discord_guild_id: int | None = None
+    """Sync slash commands to this one server only (instant; global commands take a while to
+    appear everywhere): for trying the bot out."""
 
 
 @lru_cache(maxsize=1)

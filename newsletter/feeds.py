@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, func, update
 from sqlmodel import Session, col, select
 
 from newsletter.db import writing
@@ -253,3 +253,13 @@ def _content(
         return "the reader turned DMs off"
     header = f"{digest_label(digest)}: {papers} on your topics"
     return PostContent(None, reader.discord_user_id, header, sections)
+
+
+def feed_sample(engine: Engine, feed: Feed) -> list[Section]:
+    """The feed topic's papers in the newest matched digest: what /feed test posts."""
+    with Session(engine) as session:
+        newest = session.exec(select(func.max(PaperMatch.digest_id))).one()
+        if newest is None or feed.topic.id is None:
+            return []
+        window = Window(0, (feed.topic.id,), newest - 1, newest)
+        return sections_for(session, [window]).get(0, [])

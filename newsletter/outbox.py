@@ -186,3 +186,20 @@ def release(engine: Engine, worker: str) -> None:
             .where(col(Delivery.claimed_by) == worker, col(Delivery.status) == Status.SENDING)
             .values(status=Status.PENDING, claimed_by=None, claimed_until=None)
         )
+
+
+def record_progress(engine: Engine, worker: str, delivery_id: int, progress: int) -> bool:
+    """Note that the first `progress` messages of a delivery went out, so a retry after a
+    crash goes on from the next one. False when this worker no longer holds the row."""
+    with Session(writing(engine)) as session, session.begin():
+        return bool(
+            session.execute(
+                update(Delivery)
+                .where(
+                    col(Delivery.id) == delivery_id,
+                    col(Delivery.claimed_by) == worker,
+                    col(Delivery.status) == Status.SENDING,
+                )
+                .values(progress=progress)
+            ).rowcount
+        )

@@ -7,13 +7,14 @@ with a `SubscriptionError` or `OptInError` that says what was wrong, writing not
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from newsletter.db import writing
-from newsletter.models import Subscriber
+from newsletter.feeds import digest_label
+from newsletter.models import Digest, Subscriber
 from newsletter.optin import (
     EmailStatus,
     OptInError,
@@ -21,6 +22,7 @@ from newsletter.optin import (
     request_confirmation,
     unsubscribe_address,
 )
+from newsletter.sections import Section, Window, followed_topics, sections_for
 from newsletter.subscriptions import SubscriptionError, Who, checked, checked_delivery
 
 
@@ -102,3 +104,28 @@ def set_delivery(engine: Engine, discord_user_id: int, hour: int, timezone: str)
 def set_dm(engine: Engine, discord_user_id: int, on: bool) -> None:
     with Session(writing(engine)) as session, session.begin():
         _person(session, discord_user_id).discord_dm = on
+
+
+def papers_of_day(
+    engine: Engine, discord_user_id: int, day: date | None
+) -> tuple[str, list[Section]]:
+    """The person's matched papers in the digests of a day (default: the newest digest's
+    day), grouped by topic as in their mail; with a label naming the digests."""
+    with Session(engine) as session:
+        person = session.exec(
+            select(Subscriber).where(Subscriber.discord_user_id == discord_user_id)
+        ).first()
+        topics = followed_topics(session, [person.id]).get(person.id, ()) if person else ()
+        if not topics:
+            raise SubscriptionError("you follow no topics yet: try /subscribe")
+        if day is None:
+            day = session.exec(select(func.max(Digest.digest_date))).one()
+            if day is None:
+                raise SubscriptionError("no digest has been stored yet")
+        digests = session.exec(select(Digest).where(Digest.digest_date == day)).all()
+        if not digests:
+            raise SubscriptionError(f"no digest is dated {day.isoformat()}")
+        ids = frozenset(d.id for d in digests if d.id is not None)
+        window = Window(0, topics, min(ids) - 1, max(ids), ids)
+        label = ", ".join(sorted({digest_label(d) for d in digests}))
+        return label, sections_for(session, [window]).get(0, [])

@@ -155,3 +155,17 @@ def papers_for(engine: Engine, digest_id: int, topic_ids: list[int]) -> list[Pap
             .order_by(col(PaperMatch.score).desc(), col(PaperMatch.paper_id))
         )
         return list(session.exec(query))
+
+
+def search(engine: Engine, query: str | Node, limit: int = 10) -> list[PaperHit]:
+    """Every stored paper against one query, best first and newest first among equals.
+
+    Tokenises all stored papers on each call: fine for the thousands a year of digests
+    holds, and the place to add an index if paperboy ever keeps far more.
+    """
+    node = parse(query) if isinstance(query, str) else query
+    with Session(engine) as session:
+        papers = list(session.exec(select(Paper).order_by(col(Paper.id).desc())))
+    index = DigestIndex([(p.title, p.abstract) for p in papers])
+    hits = sorted(index.match(node), key=lambda h: (-h.score, h.paper))
+    return _resolve(papers, hits[:limit])

@@ -58,12 +58,14 @@ def followed_topics(session: Session, subscriber_ids: Iterable[int]) -> dict[int
 
 @dataclass(frozen=True)
 class Window:
-    """What one daily mail covers: a reader's topics over a range of digests."""
+    """What one delivery covers: a reader's topics over a range of digests (ids, so a digest
+    matched after the window was fixed falls in the next one), or over the digests `only`."""
 
     delivery_id: int
     topic_ids: tuple[int, ...]
     after_digest_id: int
     digest_id: int
+    only: frozenset[int] | None = None
 
 
 def sections_for(session: Session, windows: Iterable[Window]) -> dict[int, list[Section]]:
@@ -98,7 +100,9 @@ def sections_for(session: Session, windows: Iterable[Window]) -> dict[int, list[
         best: dict[int, tuple[float, int, list[str]]] = {}
         for topic in window.topic_ids:
             for match in by_topic.get(topic, ()):
-                if not window.after_digest_id < match.digest_id <= window.digest_id:
+                if not window.after_digest_id < match.digest_id <= window.digest_id or (
+                    window.only is not None and match.digest_id not in window.only
+                ):
                     continue
                 score, where, terms = best.get(match.paper_id, (float("-inf"), topic, []))
                 merged = terms + [t for t in match.terms if t not in terms]

@@ -1,0 +1,68 @@
+"""Looking papers up: /digest (a day's papers on your topics) and /search (any query)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.embeds import clean, pack, paper_embed, section_embeds
+from bot.replies import reply
+from newsletter.people import papers_of_day
+from newsletter.pipeline import search
+from newsletter.sections import PaperView
+from newsletter.subscriptions import SubscriptionError
+
+if TYPE_CHECKING:
+    from bot.client import Paperboy
+
+SEARCH_RESULTS = 10
+
+
+async def _show(interaction: discord.Interaction, header: str, embeds: list[discord.Embed]) -> None:
+    """The first message's worth of papers, and how many more there were."""
+    first = pack(embeds)[0]
+    more = len(embeds) - len(first)
+    note = f"\n…and {more} more (your daily mail has them all)" if more else ""
+    await reply(interaction, clean(header, 1800) + note, embeds=first)
+
+
+class Papers(commands.Cog):
+    """Stored papers on demand, shown only to the person who asked."""
+
+    def __init__(self, bot: Paperboy) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="digest")
+    @app_commands.describe(day="A digest's date, YYYY-MM-DD (default: the newest digest)")
+    async def digest(self, interaction: discord.Interaction, day: str | None = None) -> None:
+        """The papers on your topics in a day's digests."""
+        try:
+            wanted = date.fromisoformat(day.strip()) if day else None
+        except ValueError:
+            raise SubscriptionError(f"{day!r} is not a date like 2026-11-25") from None
+        label, sections = await self.bot.db(
+            papers_of_day, self.bot.engine, interaction.user.id, wanted
+        )
+        if not sections:
+            await reply(interaction, f"{clean(label, 1800)}: nothing on your topics.")
+            return
+        count = sum(len(s.papers) for s in sections)
+        await _show(
+            interaction, f"{label}: {count} paper(s) on your topics", section_embeds(sections)
+        )
+
+    @app_commands.command(name="search")
+    @app_commands.describe(query='Words, "phrases", AND/OR/NOT, title:word')
+    async def search(self, interaction: discord.Interaction, query: str) -> None:
+        """Search every stored paper, best match first."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        hits = await self.bot.db(search, self.bot.engine, query, SEARCH_RESULTS)
+        if not hits:
+            await reply(interaction, "No stored paper matches that query.")
+            return
+        embeds = [paper_embed(PaperView.of(hit.paper, hit.terms)) for hit in hits]
+        await _show(interaction, f"Best {len(hits)} match(es) for {query}", embeds)
