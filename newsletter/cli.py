@@ -48,10 +48,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(email_app, name="email")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(feeds_app, name="feeds")
-# Commands that need discord.py (`deliver`, `bot ...`) come from the bot package through
-# this entry point: the newsletter package itself never imports discord.
-for plugin in entry_points(group="paperboy.cli"):
-    plugin.load()(app)
 app.command()(web)
 
 
@@ -419,3 +415,21 @@ def db_upgrade(
     except DatabaseError as problem:
         raise _fail(str(problem), EXIT_UNAVAILABLE) from None
     out.print(f"database {describe(url)} at revision {revision}")
+
+
+def with_plugins() -> typer.Typer:
+    """The app with the commands other packages add through the `paperboy.cli` entry point:
+    `deliver` and `bot ...` come from the bot package, so newsletter never imports discord."""
+    for plugin in entry_points(group="paperboy.cli"):
+        if plugin.value not in _loaded:
+            _loaded.add(plugin.value)
+            plugin.load()(app)
+    return app
+
+
+_loaded: set[str] = set()
+
+
+def run() -> None:
+    """The `paperboy` console script."""
+    with_plugins()()

@@ -175,8 +175,18 @@ class PostContent:
     sections: list[Section]
 
 
+# What people call each source; a feed's own title (arXiv's) wins where there is one.
+SOURCE_NAMES = {
+    "hf-daily-page-text": "Hugging Face Daily Papers",
+    "hf-daily-papers-json": "Hugging Face Daily Papers",
+    "arxiv-rss": "arXiv",
+    "arxiv-atom": "arXiv",
+}
+
+
 def digest_label(digest: Digest) -> str:
-    return f"{digest.title or digest.source_format} · {digest.digest_date.isoformat()}"
+    name = digest.title or SOURCE_NAMES.get(digest.source_format, digest.source_format)
+    return f"{name} · {digest.digest_date.isoformat()}"
 
 
 def contents(session: Session, deliveries: list[Delivery]) -> dict[int, PostContent | str]:

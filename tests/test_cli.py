@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from newsletter.cli import app
+from newsletter.cli import with_plugins
 from newsletter.config import get_settings
 from tests.conftest import DATA, ROOT, SEED
 
@@ -35,7 +35,7 @@ def paperboy(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     runner = CliRunner()
 
     def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-        result = runner.invoke(app, list(args), input=stdin)
+        result = runner.invoke(with_plugins(), list(args), input=stdin)
         if result.exception and not isinstance(result.exception, SystemExit):
             raise result.exception
         return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
