@@ -1,0 +1,112 @@
+"""Discord fan-out: a 1,000-paper digest posted to 1,000 channel feeds under Discord's limits.
+
+Generates a digest with the seed's shape, gives each of `--feeds` channels a feed on a
+keyword query (words 0.2-2% of papers use, so each feed gets a few papers, as a real
+topic would), matches and queues the posts, then sends them with the real discord.py
+HTTP client to the local stand-in of Discord (tests/discord_standin.py), which enforces
+50 requests a second globally and 5 messages per 5 seconds per channel, answering 429
+with `retry_after` beyond that. Prints requests, 429s, the time taken and the least time
+the limits allow. Run by hand:
+
+    python bench/discord.py [--papers 1000] [--feeds 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import discord.http  # noqa: E402
+from ingest import capture, generate  # noqa: E402
+from match import keyword_queries  # noqa: E402
+
+from bot.posting import post_due  # noqa: E402
+from bot.transports import POSTS_PER_SECOND, RestPosts  # noqa: E402
+from newsletter.db import open_database  # noqa: E402
+from newsletter.feeds import add_feed, queue_posts  # noqa: E402
+from newsletter.ingest import ingest_bytes  # noqa: E402
+from newsletter.pipeline import match_digest  # noqa: E402
+from tests.discord_standin import DiscordStandIn  # noqa: E402
+
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+GUILD = 1
+
+
+async def send_all(engine: object, standin: DiscordStandIn) -> float:
+    http = discord.http.HTTPClient(asyncio.get_running_loop())
+    await http.static_login("bench-token")
+    try:
+        began = time.perf_counter()
+        summary = await post_due(engine, RestPosts(http))  # type: ignore[arg-type]
+        spent = time.perf_counter() - began
+    finally:
+        await http.close()
+    print(f"posts: {summary.sent} sent, {summary.retried} retried, {summary.failed} failed")
+    return spent
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--papers", type=int, default=1_000)
+    parser.add_argument("--feeds", type=int, default=1_000)
+    args = parser.parse_args()
+    rng = random.Random(7)
+    pairs = generate(args.papers, rng)
+    papers = [(p.split("\n\n")[0], p.split("\n\n")[1]) for p in pairs]
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = open_database(f"sqlite:///{Path(tmp) / 'discord.db'}")
+        digest = ingest_bytes(engine, capture(pairs), "bench", NOW)
+        queries = keyword_queries(papers, args.feeds, rng)
+        standin = DiscordStandIn()
+        await standin.start()
+        channels = {1000 + n: f"feed-{n}" for n in range(args.feeds)}
+        standin.add_guild(GUILD, channels=channels)
+        for channel, query in zip(channels, queries, strict=True):
+            add_feed(engine, GUILD, channel, query)
+        match_digest(engine, digest.digest_id)
+        queued = queue_posts(engine, digest.digest_id, NOW.replace(tzinfo=None))
+        original = discord.http.Route.BASE
+        discord.http.Route.BASE = standin.base_url
+        try:
+            spent = await send_all(engine, standin)
+        finally:
+            discord.http.Route.BASE = original
+            await standin.close()
+        posted = Counter(
+            r.path for r in standin.requests if r.method == "POST" and r.path.endswith("/messages")
+        )
+        requests = len(standin.requests)
+        busiest = max(posted.values(), default=0)
+        # The least time the limits allow: the global rate over every request, or the
+        # busiest channel's windows (its first five messages go at once).
+        by_global = requests / 50
+        by_channel = math.ceil(busiest / 5 - 1) * 5 if busiest else 0
+        bound = max(by_global, by_channel)
+        paced = requests / POSTS_PER_SECOND
+        print(
+            f"setup: {args.papers:,} papers, {args.feeds:,} feeds, {queued:,} posts queued, "
+            f"{sum(posted.values()):,} messages (busiest channel {busiest})"
+        )
+        print(f"requests sent: {requests:,}; 429s received: {standin.rate_limited} (target 0)")
+        print(
+            f"total time: {spent:.1f} s; bound the limits allow: {bound:.1f} s "
+            f"(global 50/s: {by_global:.1f} s, per channel: {by_channel:.1f} s); "
+            f"paperboy's own pace of {POSTS_PER_SECOND}/s allows {paced:.1f} s"
+        )
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
