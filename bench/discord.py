@@ -24,9 +24,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+# This file's name shadows the discord package when its folder comes first on the path:
+# move the folder to the end (it is still needed there for `ingest` and `match`).
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import discord.http  # noqa: E402
 from ingest import capture, generate  # noqa: E402

@@ -36,6 +36,7 @@ from newsletter.outbox import (
 log = logging.getLogger(__name__)
 
 BATCH = 50
+SENDERS = 50
 
 
 def _refused(engine: Engine, delivery: Delivery, reason: str, now: datetime) -> None:
@@ -90,11 +91,13 @@ async def post_due(
     batch: int = BATCH,
     lease: timedelta = LEASE,
     progress: Callable[[int], None] | None = None,
+    senders: int = SENDERS,
 ) -> Summary:
     """Send every due post, DM and notice; returns what happened to them.
 
-    Deliveries of a batch go out concurrently (the transport keeps to Discord's rates);
-    each is settled as soon as its last message is sent.
+    `senders` deliveries go out at once, each taking the next claimed one as soon as it is
+    done, so one busy channel (which Discord lets take 5 messages per 5 seconds) holds up
+    only its own sender, not a batch. Each delivery is settled when its last message is sent.
     """
     worker = worker or worker_name()
     summary = Summary()
@@ -108,10 +111,21 @@ async def post_due(
         if progress is not None:
             progress(1)
 
-    while True:
-        claimed = claim(engine, POST_KINDS, worker, clock(), batch, lease)
-        if not claimed:
-            return summary
-        with Session(engine) as session:
-            found = contents(session, claimed)
-        await asyncio.gather(*(one(d, found[d.id]) for d in claimed if d.id is not None))
+    claimed: list[tuple[Delivery, PostContent | str]] = []
+    claiming = asyncio.Lock()
+
+    async def take() -> tuple[Delivery, PostContent | str] | None:
+        async with claiming:
+            if not claimed:
+                rows = claim(engine, POST_KINDS, worker, clock(), batch, lease)
+                with Session(engine) as session:
+                    found = contents(session, rows)
+                claimed.extend((row, found[row.id]) for row in rows if row.id is not None)
+            return claimed.pop(0) if claimed else None
+
+    async def work() -> None:
+        while (item := await take()) is not None:
+            await one(*item)
+
+    await asyncio.gather(*(work() for _ in range(senders)))
+    return summary

@@ -80,6 +80,7 @@ class DiscordStandIn:
         self.messages: dict[int, list[dict[str, Any]]] = {}
         self.interaction_responses: list[dict[str, Any]] = []
         self.followups: list[dict[str, Any]] = []
+        self.answered: list[dict[str, Any]] = []  # messages interaction callbacks created
         self.commands: list[dict[str, Any]] = []
         self.rate_limited = 0
         self._failures: list[list[Any]] = []
@@ -270,6 +271,7 @@ class DiscordStandIn:
             "locale": "en-US",
             "app_permissions": str(EVERYONE),
             "entitlements": [],
+            "attachment_size_limit": 10 * 2**20,
             "authorizing_integration_owners": {"0": str(guild_id or 0)},
             "context": 0 if guild_id else 1,
         }
@@ -382,7 +384,8 @@ class DiscordStandIn:
             self.interaction_responses.append(
                 {"interaction_id": int(parts[1]), "token": parts[2], **body}
             )
-            message = {**self._message(0, body.get("data") or {}), "interaction": None}
+            message = self._message(0, body.get("data") or {})
+            self.answered.append(message)
             return _json(
                 {
                     "interaction": {

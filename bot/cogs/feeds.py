@@ -40,13 +40,18 @@ def _can_post(channel: discord.abc.GuildChannel, me: discord.Member) -> str | No
 
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
-@app_commands.checks.has_permissions(manage_guild=True)
 class FeedCommands(commands.GroupCog, group_name="feed"):
     """Post the papers of a topic to a channel whenever a digest lands."""
 
     def __init__(self, bot: Paperboy) -> None:
         self.bot = bot
         super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
+        """Every /feed command, checked when run: a server may show them to anyone."""
+        if not interaction.permissions.manage_guild:
+            raise app_commands.MissingPermissions(["manage_guild"])
+        return True
 
     @app_commands.command(name="add")
     @app_commands.describe(channel="Where to post", topic="A catalogue topic or a query")
