@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import DirectoryPath, Field, FilePath, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# source_state keys rows by URL in a String(1000) column.
+_MAX_SOURCE_URL_CHARS = 1000
 
 
 class Settings(BaseSettings):
@@ -17,6 +22,10 @@ class Settings(BaseSettings):
     """SQLAlchemy URL; `postgresql+psycopg://user@host/db` for PostgreSQL."""
     inbox_dir: Path = Path("inbox")
     """Folder watched for new digest files; `paperboy ingest` with no paths reads it."""
+    sources: Annotated[list[str], NoDecode] = []
+    """URLs polled for digests (HF daily-papers API, arXiv RSS/Atom). One environment variable
+    holds them all, so they are separated by commas or spaces rather than written as JSON;
+    `{date}` stands for the day's UTC date, as the HF API's `?date=` wants it."""
     log_level: str = "WARNING"
     outbox_dir: Path = Path("outbox")
     """Where mails (`.eml`) and Discord posts (`.json`) are written when there is no SMTP host
@@ -36,6 +45,13 @@ class Settings(BaseSettings):
     smtp_security: Literal["starttls", "tls", "none"] = "starttls"
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
+    smtp_ca_file: FilePath | None = None
+    """CA certificates (PEM) trusted for the SMTP server besides the system's: for a server
+    whose certificate a private CA signed. Checked when settings load, so a typo stops every
+    command instead of failing each mail."""
+    unsubscribe_maildir: DirectoryPath | None = None
+    """The Maildir where mail to `mail_from` arrives: `paperboy run` acts on the unsubscribe
+    requests sent to the mailto of `List-Unsubscribe`. Unset: those are not read."""
     smtp_connections: int = 4
     """SMTP connections kept open and used in parallel."""
     smtp_rate: float = 0.0
@@ -45,6 +61,33 @@ class Settings(BaseSettings):
     discord_guild_id: int | None = None
     """Sync slash commands to this one server only (instant; global commands take a while to
     appear everywhere): for trying the bot out."""
+    poll_seconds: float = Field(600.0, gt=0)
+    """`paperboy run`: how often the inbox folder and the source URLs are checked."""
+    queue_seconds: float = Field(300.0, gt=0)
+    """How often daily mails whose local hour has come are queued."""
+    send_seconds: float = Field(60.0, gt=0)
+    """How often due deliveries (and retries) are sent; a new digest's posts go at once."""
+    lead_seconds: float = Field(15.0, gt=0)
+    """How often a waiting process tries to take over from a leader that died."""
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _split_sources(cls, value: object) -> object:
+        return (
+            [url for url in re.split(r"[,\s]+", value) if url] if isinstance(value, str) else value
+        )
+
+    @field_validator("sources")
+    @classmethod
+    def _check_sources(cls, urls: list[str]) -> list[str]:
+        """Refused at start-up rather than as a failed poll every few minutes."""
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+            if len(url.replace("{date}", "YYYY-MM-DD")) > _MAX_SOURCE_URL_CHARS:
+                raise ValueError(f"{url[:40]!r}... is over {_MAX_SOURCE_URL_CHARS:,} characters")
+        return urls
 
 
 @lru_cache(maxsize=1)

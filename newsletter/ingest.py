@@ -58,8 +58,13 @@ def ingest_bytes(
     now: datetime | None = None,
     date_hint: date | None = None,
 ) -> IngestResult:
-    """Parse and store one digest. Raises `DigestError` for bad input, having written nothing."""
+    """Parse and store one digest. Raises `DigestError` for bad input, having written nothing.
+
+    `now` may be naive: paperboy keeps naive times in UTC (see models), never local time.
+    """
     now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
     digest_hash = content_hash(data)
     with Session(engine) as session:
         existing = session.exec(select(Digest).where(Digest.content_hash == digest_hash)).first()

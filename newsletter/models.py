@@ -133,6 +133,10 @@ class Subscriber(SQLModel, table=True):
     email_status: str | None = Field(default=None, sa_column=Column(String(16)))
     email_confirmed_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
     confirmation_sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    # Wrong codes typed since the latest confirmation mail (see `optin.MAX_CODE_ATTEMPTS`).
+    code_attempts: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
     # Hard (5xx) failures in a row; the address is suspended at `MAX_HARD_FAILURES`.
     hard_failures: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
@@ -258,3 +262,28 @@ class AppSetting(SQLModel, table=True):
 
     name: str = Field(sa_column=Column(String(64), primary_key=True))
     value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class SourceState(SQLModel, table=True):
+    """What a polled URL last answered, so the next poll asks only for something newer
+    (ETag / Last-Modified) and `paperboy status` can say when a source last worked."""
+
+    __tablename__ = "source_state"
+
+    url: str = Field(sa_column=Column(String(1000), primary_key=True))
+    etag: str | None = Field(default=None, sa_column=Column(Text))
+    last_modified: str | None = Field(default=None, sa_column=Column(Text))
+    checked_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    changed_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Worker(SQLModel, table=True):
+    """A running `paperboy run` process, as it last reported itself: whether it leads the
+    scheduler and when its jobs run next. `paperboy status` reads it from any process."""
+
+    name: str = Field(sa_column=Column(String(100), primary_key=True))
+    leader: bool = Field(sa_column=Column(Boolean, nullable=False, server_default=false()))
+    started_at: datetime = Field(sa_column=Column(DateTime, nullable=False))
+    seen_at: datetime = Field(sa_column=Column(DateTime, nullable=False))
+    next_runs: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

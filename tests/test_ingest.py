@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from sqlalchemy import Engine, event, func
@@ -187,3 +188,17 @@ def test_hostile_text_is_stored_verbatim_for_later_escaping(engine: Engine) -> N
         paper = session.exec(select(Paper)).one()
     assert paper.title == title
     assert paper.abstract == "<script>x</script>\u202eevil"
+
+
+def test_a_naive_time_is_taken_as_utc_whatever_the_machines_zone(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        ingest_bytes(engine, SEED.read_bytes(), "seed", NOW.replace(tzinfo=None))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    with Session(engine) as session:
+        assert session.exec(select(Digest.ingested_at)).one() == NOW.replace(tzinfo=None)

@@ -132,3 +132,25 @@ def test_channel_feeds_and_queued_deliveries_survive_the_discord_upgrade(
             0,
         )
         assert connection.execute(text("SELECT progress FROM delivery")).scalar_one() == 0
+
+
+def test_pending_addresses_keep_their_topics_when_wrong_codes_start_being_counted(
+    database_url: str,
+) -> None:
+    old = open_database(database_url, "0006")
+    with old.begin() as connection:
+        for statement in (
+            "INSERT INTO topic (id, name, query, canonical, builtin, min_score, created_at) "
+            "VALUES (1, 'mine', 'lifelong', 'lifelong', false, 1, '2026-01-01')",
+            "INSERT INTO subscriber (id, email, email_status, timezone, delivery_hour, "
+            "hard_failures, discord_dm, created_at) "
+            "VALUES (1, 'ann@example.org', 'pending', 'UTC', 7, 0, false, '2026-01-01')",
+            "INSERT INTO subscription (subscriber_id, topic_id, created_at) "
+            "VALUES (1, 1, '2026-01-01')",
+        ):
+            connection.execute(text(statement))
+    engine = open_database(database_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM subscription")).scalar_one() == 1
+        row = connection.execute(text("SELECT email_status, code_attempts FROM subscriber")).one()
+        assert tuple(row) == ("pending", 0)
