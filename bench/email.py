@@ -8,15 +8,19 @@ in its own process and only counts what it receives. Two sizes, a fifth of `--su
 and all of it, each timed, then sent again under tracemalloc for peak Python memory: the
 peak should not grow with the number of subscribers.
 
-Then, on `--naive-sample` of the same mails, a naive sender: the same batched reads, the
-template rendered as written (CSS in a <style> block) and CSS-inlined for every mail, then one
-SMTP connection per mail (connect, send, quit), one mail after another, with no outbox claim
-or settle; and, for scale, the SMTP leg alone (one mail's bytes over `--connections`
-connections, no database, no rendering). Both sides' CPU use is printed: a side near 100% is
-the limit. Run by hand:
+Then, on `--naive-sample` of the same mails, a naive sender: the same batched reads and
+composer (so it gains from every speed-up there), but the template rendered as written (CSS
+in a <style> block) and CSS-inlined for every mail, then one SMTP connection per mail
+(connect, aiosmtplib's `sendmail`, quit), one mail after another, with no outbox claim or
+settle; and, for scale, the SMTP leg alone (one mail sent over and over through
+`SmtpTransport` on `--connections` connections, no database, no rendering). Both sides' CPU
+use is printed: a side near 100% is the limit. Run by hand:
 
-    python bench/email.py [--subscribers 10000] [--papers-per-mail 10] [--connections 8]
+    python bench/email.py [--subscribers 10000] [--papers-per-mail 10] [--connections 16]
                           [--naive-sample 300] [--profile] [--stock-sink]
+
+16 connections by default: the sender commits outcomes once half its connections wait on
+one, so more connections make fewer, larger commits (8 connections: about 15% slower).
 
 `--profile` adds a cProfile of one more `send_due` at full size (top functions by own time,
 then paperboy's and the mail libraries' by cumulative time); `--stock-sink` runs aiosmtpd
@@ -51,6 +55,7 @@ import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
 from multiprocessing.synchronize import Event
 from typing import Any
 
@@ -64,12 +69,12 @@ from sqlmodel import Session, col, select
 from newsletter.config import Settings
 from newsletter.db import open_database
 from newsletter.ingest import ingest_bytes
-from newsletter.mail.compose import Composer
+from newsletter.mail.compose import Composer, Mail
 from newsletter.mail.daily import queue_daily
 from newsletter.mail.links import Links
 from newsletter.mail.send import build, send_due
 from newsletter.mail.templates import BUILTIN, environment
-from newsletter.mail.transports import SmtpTransport, envelope, wire_bytes
+from newsletter.mail.transports import SmtpTransport
 from newsletter.models import Delivery, DigestPaper, PaperMatch, Subscriber, Subscription, Topic
 from newsletter.optin import EmailStatus
 from newsletter.outbox import Status, Summary
@@ -79,9 +84,8 @@ TOPICS = 100
 MAIL_FROM = "paperboy <news@paperboy.test>"
 BASE_URL = "https://paperboy.test"
 PROFILED = (
-    r"/newsletter/|aiosmtplib/smtp\.py.*sendmail|email/generator\.py.*flatten"
+    r"/newsletter/|aiosmtplib/smtp\.py.*\((mail|rcpt|data)\)|aiosmtplib/protocol\.py.*data"
     r"|jinja2/environment\.py.*render|sqlalchemy/orm/session\.py.*(commit|execute)"
-    r"|email/mime/text\.py"
 )
 
 
@@ -276,29 +280,30 @@ def plain_environment() -> Environment:
 
 async def naive(engine: Engine, composer: Composer, port: int, sample: int) -> int:
     """Builds the sample (CSS inlined per mail), then one connection per mail, in turn."""
-    drafts = build(engine, composer, pending(engine, sample))
+    drafts = list(build(engine, composer, pending(engine, sample)))
     for draft in drafts:
-        assert draft.message is not None, draft.skip
-        sender, recipient = envelope(draft.message)
+        assert draft.mail is not None, draft.skip
         smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=30)
         await smtp.connect()
-        await smtp.sendmail(sender, [recipient], wire_bytes(draft.message))
+        await smtp.sendmail(draft.mail.sender, [draft.mail.recipient], draft.mail.data)
         await smtp.quit()
     return len(drafts)
 
 
-async def smtp_only(port: int, connections: int, data: bytes, mails: int) -> None:
-    """The same bytes `mails` times over `connections` connections: the SMTP leg alone."""
+async def smtp_only(settings: Settings, mail: Mail, mails: int) -> None:
+    """The same mail `mails` times through `SmtpTransport`, as many at once as it has
+    connections: the SMTP leg alone."""
+    transport = SmtpTransport(settings)
 
     async def lane(count: int) -> None:
-        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=30)
-        await smtp.connect()
         for _ in range(count):
-            await smtp.sendmail("news@paperboy.test", ["reader@example.org"], data)
-        await smtp.quit()
+            await transport.send(mail)
 
-    share, extra = divmod(mails, connections)
-    await asyncio.gather(*(lane(share + (n < extra)) for n in range(connections)))
+    try:
+        share, extra = divmod(mails, transport.concurrency)
+        await asyncio.gather(*(lane(share + (n < extra)) for n in range(transport.concurrency)))
+    finally:
+        await transport.close()
 
 
 def timed(action: Callable[[], Any]) -> tuple[Any, float]:
@@ -340,13 +345,13 @@ def measure(engine: Engine, size: int, args: argparse.Namespace, port: int, tall
     _, setup = timed(lambda: populate(engine, size, args.papers_per_mail))
     queued, queueing = timed(lambda: queue_daily(engine, NOW))
     mails = composer()
-    (sample,) = build(engine, mails, pending(engine, 1))
-    assert sample.message is not None, sample.skip
-    papers = str(sample.message["Subject"]).split(": ")[1]
+    (sample,) = list(build(engine, mails, pending(engine, 1)))
+    assert sample.mail is not None, sample.skip
+    papers = str(message_from_bytes(sample.mail.data)["Subject"]).split(": ")[1]
     print(
         f"{size:,} subscribers: setup {setup:.1f} s, queue_daily {queueing:.2f} s "
         f"({queued:,} mails queued); each mail {papers}, "
-        f"{len(wire_bytes(sample.message)):,} bytes on the wire"
+        f"{len(sample.mail.data):,} bytes on the wire"
     )
     settings = settings_for(port, args.connections)
     summary, spent = metered(tally, lambda: asyncio.run(send_everything(engine, mails, settings)))
@@ -383,13 +388,13 @@ def compare(engine: Engine, fast: Run, args: argparse.Namespace, port: int, tall
         f"settle): {sent:,} mails in {spent.wall:.2f} s = {slow:,.0f} mails/s; "
         f"sink received {spent.received:,}; {spent.busy()}"
     )
-    (draft,) = build(engine, composer(), pending(engine, 1))
-    assert draft.message is not None, draft.skip
-    data = wire_bytes(draft.message)
-    count = fast.subscribers
-    _, spent = metered(tally, lambda: asyncio.run(smtp_only(port, args.connections, data, count)))
+    (draft,) = list(build(engine, composer(), pending(engine, 1)))
+    assert draft.mail is not None, draft.skip
+    mail, count = draft.mail, fast.subscribers
+    settings = settings_for(port, args.connections)
+    _, spent = metered(tally, lambda: asyncio.run(smtp_only(settings, mail, count)))
     print(
-        f"SMTP leg alone (one mail's {len(data):,} bytes over {args.connections} connections, "
+        f"SMTP leg alone (one mail's {len(mail.data):,} bytes over {args.connections} connections, "
         f"no database, no rendering): {count:,} mails in {spent.wall:.2f} s = "
         f"{count / spent.wall:,.0f} mails/s; sink received {spent.received:,}; {spent.busy()}"
     )
@@ -423,7 +428,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=10_000)
     parser.add_argument("--papers-per-mail", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--naive-sample", type=int, default=300)
     parser.add_argument("--profile", action="store_true", help="cProfile send_due once more")
     parser.add_argument(

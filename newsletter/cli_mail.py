@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import mailbox
 import webbrowser
 from pathlib import Path
 from typing import Annotated
@@ -18,16 +19,21 @@ from newsletter.cli_common import EXIT_BAD_INPUT, fail, open_engine, out, summar
 from newsletter.config import get_settings
 from newsletter.mail.compose import Composer, Recipient, body
 from newsletter.mail.daily import local_day, preview_sections, queue_daily
+from newsletter.mail.links import links_for
 from newsletter.mail.send import configured, preview_due, send_due
 from newsletter.mail.templates import TemplateError
 from newsletter.mail.transports import Transport
+from newsletter.mail.unsubscribes import REFUSED, read_unsubscribes
 from newsletter.models import Subscriber, utcnow
 from newsletter.optin import OptInError, read_import, vouch
 from newsletter.outbox import Summary
 from newsletter.subscriptions import SubscriptionError, Who, checked, import_subscribers
 from newsletter.web import make_app
 
-email_app = typer.Typer(help="The daily mail: preview and send.", no_args_is_help=True)
+email_app = typer.Typer(
+    help="The daily mail: preview, send, and unsubscribe requests that came by mail.",
+    no_args_is_help=True,
+)
 subscribers_app = typer.Typer(help="Email subscribers: confirm and import.", no_args_is_help=True)
 
 
@@ -63,13 +69,13 @@ def preview(
     sections = preview_sections(engine, reader, now)
     _, composer = configured_mail(engine)
     day, _ = local_day(now, reader.timezone)
-    message = composer.daily("preview", 0, Recipient(reader.id, email), day, sections)
+    mail = composer.daily("preview", 0, Recipient(reader.id, email), day, sections)
     folder = get_settings().outbox_dir / "preview"
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for subtype, suffix in (("html", "html"), ("plain", "txt")):
         path = folder / f"{email}.{suffix}"
-        path.write_text(body(message, subtype) or "", encoding="utf-8")
+        path.write_text(body(mail.data, subtype) or "", encoding="utf-8")
         written.append(path)
     count = sum(len(s.papers) for s in sections)
     out.print(f"{email}: {count} paper(s) on {len(sections)} topic(s)")
@@ -79,6 +85,34 @@ def preview(
         out.print(Text(f"  note: the address is {status}: no mail goes there", style="yellow"))
     if open_:
         webbrowser.open(written[0].resolve().as_uri())
+
+
+@email_app.command("unsubscribes")
+def unsubscribes(
+    maildir: Annotated[
+        Path | None, typer.Option(help="Maildir to read (default: PAPERBOY_UNSUBSCRIBE_MAILDIR).")
+    ] = None,
+) -> None:
+    """Act on unsubscribe requests that came by mail (the mailto of List-Unsubscribe).
+
+    `paperboy run` does this at every poll; this is for running it by hand or from cron.
+    """
+    folder = maildir or get_settings().unsubscribe_maildir
+    if folder is None:
+        raise fail("give --maildir or set PAPERBOY_UNSUBSCRIBE_MAILDIR", EXIT_BAD_INPUT)
+    engine = open_engine()
+    try:
+        handled = read_unsubscribes(engine, links_for(engine), folder)
+    except mailbox.NoSuchMailboxError:
+        raise fail(
+            f"{folder} is not a Maildir (it needs cur/, new/ and tmp/)", EXIT_BAD_INPUT
+        ) from None
+    for address in handled.unsubscribed:
+        out.print(f"unsubscribed {address}")
+    out.print(
+        f"{len(handled.unsubscribed)} unsubscribed, {handled.refused} refused "
+        f"(forged or stale: filed in {folder}/.{REFUSED})"
+    )
 
 
 @email_app.command("send")
@@ -93,7 +127,7 @@ def send(
     now = utcnow()
     if dry_run:
         drafts = preview_due(engine, composer, now)
-        ready = sum(1 for d in drafts if d.message is not None)
+        ready = sum(1 for d in drafts if d.mail is not None)
         out.print(
             f"dry run: {ready} mail(s) would be sent now, {len(drafts) - ready} skipped "
             "(queued mails only; daily mails are queued when sending for real)"

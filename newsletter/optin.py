@@ -47,6 +47,7 @@ def request_confirmation(session: Session, subscriber: Subscriber, now: datetime
         return False
     subscriber.email_status = EmailStatus.PENDING
     subscriber.confirmation_sent_at = now
+    subscriber.code_attempts = 0
     session.add(subscriber)
     session.flush()
     row = {
@@ -78,6 +79,11 @@ def confirm(engine: Engine, subscriber_id: int, email: str, now: datetime) -> Su
         return subscriber
 
 
+# Wrong codes allowed per confirmation mail: with at most one mail an hour, guessing a
+# six-digit code takes years.
+MAX_CODE_ATTEMPTS = 5
+
+
 def confirm_with_code(
     engine: Engine,
     email: str,
@@ -94,11 +100,19 @@ def confirm_with_code(
         sent = subscriber.confirmation_sent_at
         if sent is None:
             raise OptInError(f"no confirmation mail has been sent to {email}")
-        if not hmac.compare_digest(code.strip(), code_of(subscriber.id, email, sent)):
-            raise OptInError("that code is not the one in the latest confirmation mail")
-        _confirm(subscriber, now)
+        if subscriber.code_attempts >= MAX_CODE_ATTEMPTS:
+            raise OptInError(
+                "too many wrong codes: ask for a new confirmation mail and type its code"
+            )
+        right = hmac.compare_digest(code.strip(), code_of(subscriber.id, email, sent))
+        if right:
+            _confirm(subscriber, now)
+        else:
+            subscriber.code_attempts += 1  # kept: the refusal below must not roll it back
         session.add(subscriber)
-        return subscriber
+    if not right:
+        raise OptInError("that code is not the one in the latest confirmation mail")
+    return subscriber
 
 
 def unsubscribe_address(engine: Engine, subscriber_id: int, email: str) -> None:

@@ -26,6 +26,20 @@ from newsletter.subscriptions import Who, subscribe
 from tests.conftest import NOW, SEED
 
 CLOCK = NOW.replace(tzinfo=None)
+# The headers of a daily mail, in the order the composer writes them: no others, so no
+# paper text ever reaches a header.
+DAILY_HEADERS = [
+    "Content-Type",
+    "MIME-Version",
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "List-Id",
+]
 
 
 def free_port() -> int:
@@ -105,8 +119,9 @@ def composer(links: Links | None = None) -> Composer:
 def readers_with_papers(
     engine: Engine, addresses: list[str], topic: str = "continual-learning"
 ) -> int:
-    """The seed ingested and matched; each address confirmed and following `topic`."""
-    digest = ingest_bytes(engine, SEED.read_bytes(), "seed", NOW)
+    """The seed ingested early in the morning and matched; each address confirmed, following
+    `topic`, with its mail at 08:00 UTC."""
+    digest = ingest_bytes(engine, SEED.read_bytes(), "seed", NOW - timedelta(hours=6))
     for address in addresses:
         subscribe(engine, Who(email=address), topic, hour=8, now=CLOCK - timedelta(days=1))
         vouch(engine, address, CLOCK - timedelta(hours=1))

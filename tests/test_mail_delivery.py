@@ -16,8 +16,16 @@ from newsletter.mail.send import send_due
 from newsletter.mail.transports import SmtpTransport
 from newsletter.models import Delivery, Paper, Subscriber
 from newsletter.optin import MAX_HARD_FAILURES
-from newsletter.outbox import MAX_ATTEMPTS, claim
-from tests.mailing import CLOCK, Clock, SmtpServer, composer, readers_with_papers, smtp_server
+from newsletter.outbox import MAX_ATTEMPTS, Outcome, Result, claim, settle
+from tests.mailing import (
+    CLOCK,
+    DAILY_HEADERS,
+    Clock,
+    SmtpServer,
+    composer,
+    readers_with_papers,
+    smtp_server,
+)
 
 
 @pytest.fixture
@@ -218,16 +226,21 @@ async def test_hostile_paper_text_is_escaped_and_never_reaches_a_header(
     assert "<script>" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "victim@example.org" not in str(mail["Bcc"] or "")
-    assert set(mail.keys()) == {
-        "From",
-        "To",
-        "Subject",
-        "Date",
-        "Message-ID",
-        "List-Unsubscribe",
-        "List-Unsubscribe-Post",
-        "List-Id",
-        "MIME-Version",
-        "Content-Type",
-    }
+    assert set(mail.keys()) == set(DAILY_HEADERS)
     assert len(mail.as_bytes()) < 200_000  # the abstract was trimmed, not sent whole
+
+
+def test_a_sender_whose_lease_was_taken_over_records_nothing(engine: Engine) -> None:
+    """Only the holder of a claim settles it: a late outcome from the first sender leaves the
+    row to the one that took it over."""
+    readers_with_papers(engine, ["ann@example.org"])
+    queue_daily(engine, CLOCK)
+    (first,) = claim(engine, ["daily"], "first", CLOCK, 10)
+    later = CLOCK + timedelta(minutes=6)
+    assert claim(engine, ["daily"], "second", later, 10)
+    settle(engine, "first", [Outcome(first.id or 0, Result.FAILED, "late")], later)
+    (row,) = deliveries(engine)
+    assert (row.status, row.claimed_by, row.attempts) == ("sending", "second", 2)
+    settle(engine, "second", [Outcome(row.id or 0, Result.SENT)], later)
+    (row,) = deliveries(engine)
+    assert (row.status, row.claimed_by, row.last_error) == ("sent", None, None)

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from newsletter.db import writing
 from newsletter.ingest import ingest_bytes
 from newsletter.mail.daily import queue_daily
 from newsletter.mail.links import Links
@@ -16,7 +17,13 @@ from newsletter.mail.send import send_due
 from newsletter.mail.templates import TemplateError, environment
 from newsletter.mail.transports import FileTransport
 from newsletter.models import Delivery, Subscriber
-from newsletter.optin import OptInError, confirm_with_code, read_import, request_confirmation
+from newsletter.optin import (
+    MAX_CODE_ATTEMPTS,
+    OptInError,
+    confirm_with_code,
+    read_import,
+    request_confirmation,
+)
 from newsletter.pipeline import match_digest
 from newsletter.subscriptions import SubscriptionError, Who, import_subscribers, subscribe
 from tests.conftest import NOW, SEED
@@ -149,3 +156,23 @@ def test_an_import_file_with_nobody_in_it_or_not_text_is_refused(
 def test_a_missing_import_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(OptInError, match=r"nothing.csv: cannot read: No such file or directory$"):
         read_import(tmp_path / "nothing.csv")
+
+
+def test_five_wrong_codes_lock_the_code_until_a_new_confirmation_mail(engine: Engine) -> None:
+    subscribe(engine, Who(email="ann@example.org"), "agents", now=CLOCK)
+    person = reader(engine)
+    links = Links("test-secret", "http://paperboy.test")
+    code = links.code(person.id, "ann@example.org", person.confirmation_sent_at)
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(MAX_CODE_ATTEMPTS):
+        with pytest.raises(OptInError, match="not the one"):
+            confirm_with_code(engine, "ann@example.org", wrong, links.code, CLOCK)
+    with pytest.raises(OptInError, match="too many wrong codes"):
+        confirm_with_code(engine, "ann@example.org", code, links.code, CLOCK)
+    assert reader(engine).email_status == "pending"
+    later = CLOCK + timedelta(hours=2)
+    with Session(writing(engine)) as session, session.begin():
+        assert request_confirmation(session, session.get(Subscriber, person.id), later)
+    fresh = links.code(person.id, "ann@example.org", later)
+    confirm_with_code(engine, "ann@example.org", fresh, links.code, later)
+    assert reader(engine).email_status == "confirmed"

@@ -4,12 +4,19 @@ A subscriber's day is their local date; the mail for it is queued once their loc
 hour has come, under the key `daily:<subscriber>:<date>`, so queueing as often as one likes
 never makes a second mail for a day. A mail holds the matches of every digest since the
 previous mail (by digest id), grouped by topic, each paper once.
+
+A day's mail is owed when a digest not yet mailed was there at the reader's hour: a digest
+that lands later in the day waits for tomorrow's hour instead of making an evening mail (a
+new reader's first mail excepted: it goes as soon as there is something to send). So
+after downtime the first queueing still sends a mail whose hour passed meanwhile (late, and
+once), while a reader whose whole local day passed in the downtime gets that day's papers in
+the next day's mail.
 """
 
 from __future__ import annotations
 
 import bisect
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func
@@ -29,6 +36,12 @@ def local_day(now: datetime, timezone: str) -> tuple[date, int]:
     """The reader's date and hour at `now` (naive UTC)."""
     local = now.replace(tzinfo=UTC).astimezone(ZoneInfo(timezone))
     return local.date(), local.hour
+
+
+def delivery_moment(day: date, hour: int, timezone: str) -> datetime:
+    """When the reader's hour began on their `day`, as naive UTC."""
+    local = datetime.combine(day, time(hour), tzinfo=ZoneInfo(timezone))
+    return local.astimezone(UTC).replace(tzinfo=None)
 
 
 class _Starts:
@@ -58,6 +71,14 @@ class _Starts:
         before = bisect.bisect_right(self._stamps, since)
         return self._ids[before - 1] if before else 0
 
+    def newest_at(self, reader: Subscriber, moment: datetime) -> int:
+        """The newest digest stored by `moment` (0: none); for a reader who has had no mail
+        yet, simply the newest."""
+        if reader.id not in self._last:
+            return self._ids[-1] if self._ids else 0
+        before = bisect.bisect_right(self._stamps, moment)
+        return self._ids[before - 1] if before else 0
+
 
 def newest_matched_digest(session: Session) -> int | None:
     return session.exec(select(func.max(PaperMatch.digest_id))).one()
@@ -82,8 +103,9 @@ def queue_daily(engine: Engine, now: datetime) -> int:
             if hour < reader.delivery_hour:
                 continue
             after = starts.after(reader, now)
-            if newest <= after:
-                continue
+            moment = delivery_moment(day, reader.delivery_hour, reader.timezone)
+            if min(newest, starts.newest_at(reader, moment)) <= after:
+                continue  # nothing new was there at the reader's hour today
             rows.append(
                 {
                     "key": f"daily:{reader.id}:{day.isoformat()}",

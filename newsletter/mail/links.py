@@ -4,18 +4,31 @@ Each kind of link has its own salt, so a token for one cannot be replayed as ano
 carries the address it was made for, so an old link stops working when the address changes.
 Unsubscribe links never expire (a year-old mail must still let its reader out); confirm and
 manage links do.
+
+Tokens are itsdangerous's URL-safe ones, made without its compression attempt (see
+`_Uncompressed`): for an id and an ordinary address, the very tokens it would make.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlencode
+from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import (
+    BadSignature,
+    Serializer,
+    SignatureExpired,
+    Signer,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+)
+from itsdangerous.encoding import base64_encode
+from itsdangerous.url_safe import URLSafeSerializerMixin
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -49,6 +62,33 @@ def secret_key(engine: Engine) -> str:
         return session.get(AppSetting, _SECRET).value  # type: ignore[union-attr]
 
 
+class _Uncompressed(URLSafeSerializerMixin):
+    """Dumps as the URL-safe serializers do, minus their zlib attempt: it cost most of a token
+    (a compressor set up per call) and only wins on a long, repetitive address, so tokens are
+    the same ones, signed with the same key and salt (such an address gets an uncompressed
+    token instead, as valid). Loading is unchanged and still reads a compressed payload, as
+    an older mail's link may carry. The signer for the salt is made once, not once per token
+    (it holds only the key and settings)."""
+
+    def dump_payload(self, obj: Any) -> bytes:
+        return base64_encode(Serializer.dump_payload(self, obj))
+
+    @functools.cached_property
+    def _signer(self) -> Signer:
+        return super().make_signer()
+
+    def make_signer(self, salt: str | bytes | None = None) -> Signer:
+        return self._signer if salt is None else super().make_signer(salt)
+
+
+class _Signed(_Uncompressed, URLSafeSerializer):
+    """Links that never expire (unsubscribe, view)."""
+
+
+class _TimedSigned(_Uncompressed, URLSafeTimedSerializer):
+    """Links that expire (confirm, manage): signed with the time they were made."""
+
+
 @dataclass(frozen=True)
 class Claim:
     subscriber_id: int
@@ -59,13 +99,14 @@ class Links:
     def __init__(self, secret: str, base_url: str) -> None:
         self._secret = secret.encode()
         self.base_url = base_url.rstrip("/")
-        self._confirm = URLSafeTimedSerializer(secret, salt="confirm")
-        self._manage = URLSafeTimedSerializer(secret, salt="manage")
-        self._unsubscribe = URLSafeSerializer(secret, salt="unsubscribe")
-        self._view = URLSafeSerializer(secret, salt="view")
+        self._confirm = _TimedSigned(secret, salt="confirm")
+        self._manage = _TimedSigned(secret, salt="manage")
+        self._unsubscribe = _Signed(secret, salt="unsubscribe")
+        self._view = _Signed(secret, salt="view")
 
     def _url(self, path: str, token: str) -> str:
-        return f"{self.base_url}{path}?{urlencode({'token': token})}"
+        # A token is URL-safe base64 and dots: nothing in it needs quoting.
+        return f"{self.base_url}{path}?token={token}"
 
     def confirm_url(self, subscriber_id: int, email: str) -> str:
         return self._url("/confirm", self._confirm.dumps([subscriber_id, email]))
@@ -77,7 +118,11 @@ class Links:
         return self._unsubscribe.dumps([subscriber_id, email])
 
     def unsubscribe_url(self, subscriber_id: int, email: str) -> str:
-        return self._url("/unsubscribe", self.unsubscribe_token(subscriber_id, email))
+        return self.unsubscribe_link(self.unsubscribe_token(subscriber_id, email))
+
+    def unsubscribe_link(self, token: str) -> str:
+        """For a token already made: a mail carries it twice (link and mailto)."""
+        return self._url("/unsubscribe", token)
 
     def view_url(self, delivery_id: int) -> str:
         return self._url("/view", self._view.dumps(delivery_id))

@@ -1,26 +1,26 @@
 """The mail sender: claim due mails from the outbox, build them, send them, settle them.
 
-Mails are claimed and settled in batches (one transaction each) and sent concurrently within
-a batch, as many at once as the transport allows. A 5xx reply fails the delivery and counts
-against the address (suspended after three in a row); a 4xx reply or a lost connection is
-retried with backoff. Between claim and settle a crash loses nothing: the claim's lease
-runs out and the mail is sent again, with the same Message-ID.
+Mails are claimed in batches (one transaction each) and sent concurrently within a batch, as
+many at once as the transport allows. A 5xx reply fails the delivery and counts against the
+address (suspended after three in a row); a 4xx reply or a lost connection is retried with
+backoff. Between claim and settle a crash loses nothing: the claim's lease runs out and the
+mail is sent again, with the same Message-ID.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import Message
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Connection, Engine, bindparam, update
 from sqlmodel import Session, col, select
 
 from newsletter.config import get_settings
-from newsletter.mail.compose import Composer, Recipient, body
+from newsletter.mail.compose import Composer, Mail, Recipient, body
 from newsletter.mail.links import links_for
 from newsletter.mail.templates import environment
 from newsletter.mail.transports import (
@@ -51,20 +51,27 @@ BATCH = 500
 
 @dataclass(frozen=True)
 class Draft:
-    """A claimed delivery made into a message, or the reason there is nothing to send."""
+    """A claimed delivery made into a mail, or the reason there is nothing to send."""
 
     delivery: Delivery
-    message: Message | None
+    mail: Mail | None
     skip: str | None = None
 
 
-def build(engine: Engine, composer: Composer, deliveries: list[Delivery]) -> list[Draft]:
-    """Messages for a batch of deliveries, reading what they need in a few queries."""
+def build(engine: Engine, composer: Composer, deliveries: list[Delivery]) -> Iterator[Draft]:
+    """Mails for a batch of deliveries: what they need is read in a few queries at the first
+    draft asked for, then each mail is rendered only when asked for, so the sender renders
+    while earlier mails are on the wire and holds a few rendered mails, not a batch."""
     with Session(engine) as session:
         ids = {d.subscriber_id for d in deliveries if d.subscriber_id is not None}
-        readers = {
-            s.id: s for s in session.exec(select(Subscriber).where(col(Subscriber.id).in_(ids)))
-        }
+        # The columns used, not ORM objects: their set-up costs more than the query.
+        needed = select(
+            Subscriber.id,
+            Subscriber.email,
+            Subscriber.email_status,
+            Subscriber.confirmation_sent_at,
+        )
+        readers = {s.id: s for s in session.exec(needed.where(col(Subscriber.id).in_(ids)))}
         topics = followed_topics(session, ids)
         windows = [
             Window(d.id, topics.get(d.subscriber_id, ()), d.after_digest_id or 0, d.digest_id)
@@ -72,38 +79,35 @@ def build(engine: Engine, composer: Composer, deliveries: list[Delivery]) -> lis
             if d.kind == "daily" and d.id is not None and d.digest_id is not None
         ]
         sections = sections_for(session, windows)
-    drafts = []
     for delivery in deliveries:
         reader = readers.get(delivery.subscriber_id)
         if reader is None or reader.email is None:
-            drafts.append(Draft(delivery, None, "the subscriber is gone"))
+            yield Draft(delivery, None, "the subscriber is gone")
             continue
         to = Recipient(reader.id, reader.email)
         if delivery.kind == "confirm":
             if reader.email_status == EmailStatus.CONFIRMED:
-                drafts.append(Draft(delivery, None, "already confirmed"))
+                yield Draft(delivery, None, "already confirmed")
             else:
                 code = composer.links.code(reader.id, reader.email, reader.confirmation_sent_at)
-                drafts.append(Draft(delivery, composer.confirmation(delivery.key, to, code)))
+                yield Draft(delivery, composer.confirmation(delivery.key, to, code))
             continue
         if reader.email_status != EmailStatus.CONFIRMED:
-            drafts.append(Draft(delivery, None, f"address is {reader.email_status}"))
+            yield Draft(delivery, None, f"address is {reader.email_status}")
             continue
         found = sections.get(delivery.id, [])
         if not found:
-            drafts.append(Draft(delivery, None, "no matched papers"))
+            yield Draft(delivery, None, "no matched papers")
             continue
-        message = composer.daily(delivery.key, delivery.id, to, delivery.day, found)
-        drafts.append(Draft(delivery, message))
-    return drafts
+        yield Draft(delivery, composer.daily(delivery.key, delivery.id, to, delivery.day, found))
 
 
 async def _send(transport: Transport, draft: Draft) -> Outcome:
     delivery_id = draft.delivery.id
-    if draft.message is None:
+    if draft.mail is None:
         return Outcome(delivery_id, Result.SKIPPED, draft.skip)
     try:
-        await transport.send(draft.message)
+        await transport.send(draft.mail)
     except PermanentFailure as err:
         return Outcome(delivery_id, Result.FAILED, str(err))
     except TemporaryFailure as err:
@@ -111,27 +115,97 @@ async def _send(transport: Transport, draft: Draft) -> Outcome:
     return Outcome(delivery_id, Result.SENT)
 
 
-def _bounces(suspended: list[str]) -> Callable[[Session, list[tuple[int | None, Outcome]]], None]:
-    """Count hard failures in a row per address, in the transaction that settles the mail."""
-    table = Subscriber.__table__  # type: ignore[attr-defined]
+_READERS = Subscriber.__table__  # type: ignore[attr-defined]
+_RESET_BOUNCES = (
+    update(_READERS)
+    .where(_READERS.c.id.in_(bindparam("ids", expanding=True)), _READERS.c.hard_failures != 0)
+    .values(hard_failures=0)
+)
 
-    def record(session: Session, settled: list[tuple[int | None, Outcome]]) -> None:
-        for subscriber_id, outcome in settled:
-            if subscriber_id is None:
-                continue
-            if outcome.result is Result.SENT:  # the common case, kept to one cheap statement
-                session.execute(
-                    update(table)
-                    .where(table.c.id == subscriber_id, table.c.hard_failures != 0)
-                    .values(hard_failures=0)
-                )
-            elif outcome.result is Result.FAILED:
+
+def _bounces(
+    suspended: list[str],
+) -> Callable[[Connection, list[tuple[int | None, Outcome]]], None]:
+    """Count hard failures in a row per address, in the transaction that settles the mail."""
+
+    def record(connection: Connection, settled: list[tuple[int | None, Outcome]]) -> None:
+        delivered = [s for s, outcome in settled if s is not None and outcome.result is Result.SENT]
+        if delivered:  # the common case, kept to one cheap statement for the whole group
+            connection.execute(_RESET_BOUNCES, {"ids": delivered})
+        failed = [s for s, outcome in settled if s is not None and outcome.result is Result.FAILED]
+        if not failed:
+            return
+        with Session(bind=connection) as session:  # joins the settling transaction
+            for subscriber_id in failed:
                 reader = session.get(Subscriber, subscriber_id)
                 if reader is not None and count_hard_failure(session, reader):
                     log.warning("suspended %s after repeated hard bounces", reader.email)
                     suspended.append(reader.email or "")
+            session.flush()
 
     return record
+
+
+class _Settler:
+    """Records outcomes in groups.
+
+    A commit costs far more than a row, so one starts only once half the lanes still running
+    have an outcome waiting (all of them, when they are fewer than two): committing whatever
+    had arrived made groups of one or two, back to back. A server database's commit waits
+    on the network, so it runs in a worker thread while the loop sends (PostgreSQL bench:
+    780 against 680 mails/s on the loop); SQLite's is a local call without a sync (WAL,
+    synchronous=NORMAL), where the thread's hand-offs of the interpreter lock cost more than
+    they overlap (1,170 against 930 mails/s). `settle` returns once its outcome is committed.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        worker: str,
+        clock: Callable[[], datetime],
+        then: Callable[[Connection, list[tuple[int | None, Outcome]]], None],
+        lanes: int,
+    ) -> None:
+        self._engine, self._worker, self._clock, self._then = engine, worker, clock, then
+        self._lanes = lanes
+        self._in_thread = engine.dialect.name != "sqlite"
+        self._waiting: list[tuple[Outcome, asyncio.Future[None]]] = []
+        self._committing: asyncio.Task[None] | None = None
+
+    async def settle(self, outcome: Outcome) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((outcome, done))
+        self._start()
+        await done
+
+    def lane_ended(self) -> None:
+        self._lanes -= 1
+        self._start()
+
+    def _start(self) -> None:
+        if self._committing is None and len(self._waiting) >= max(1, self._lanes // 2):
+            self._committing = asyncio.create_task(self._commit())
+
+    async def _commit(self) -> None:
+        group, self._waiting = self._waiting, []
+        outcomes = [outcome for outcome, _ in group]
+        work = functools.partial(
+            settle, self._engine, self._worker, outcomes, self._clock(), self._then
+        )
+        try:
+            if self._in_thread:
+                await asyncio.to_thread(work)
+            else:
+                work()
+        except Exception as err:  # every mail of the group hears of it
+            for _, done in group:
+                done.set_exception(err)
+        else:
+            for _, done in group:
+                done.set_result(None)
+        finally:
+            self._committing = None
+            self._start()
 
 
 async def send_due(
@@ -147,34 +221,41 @@ async def send_due(
 ) -> Summary:
     """Send every mail that is due now; returns what happened to them.
 
-    Each mail is settled as soon as its send returns, so a crash repeats only the mails that
-    were on the wire at that moment (at most one per connection), never a whole batch.
+    As many lanes as the transport has connections each send a mail and wait until its
+    outcome is committed before taking the next, so at any moment at most one mail per
+    connection is sent but not yet recorded: a crash repeats at most that many mails.
     """
     worker = worker or worker_name()
     summary = Summary()
-    record = _bounces(summary.suspended)
 
-    async def one(draft: Draft) -> None:
-        outcome = await _send(transport, draft)
-        settle(engine, worker, [outcome], clock(), record)
-        summary.add(outcome.result)
-        if outcome.result in (Result.RETRY, Result.FAILED):
-            log.info("delivery %s %s: %s", outcome.delivery_id, outcome.result, outcome.error)
-        if progress is not None:
-            progress(1)
+    async def lane(drafts: Iterator[Draft], settler: _Settler) -> None:
+        try:
+            for draft in drafts:
+                outcome = await _send(transport, draft)
+                await settler.settle(outcome)
+                summary.add(outcome.result)
+                if outcome.result in (Result.RETRY, Result.FAILED):
+                    log.info("delivery %s %s: %s", draft.delivery.id, outcome.result, outcome.error)
+                if progress is not None:
+                    progress(1)
+        finally:
+            settler.lane_ended()
 
     while True:
         claimed = claim(engine, MAIL_KINDS, worker, clock(), batch, lease)
         if not claimed:
             return summary
-        await asyncio.gather(*(one(draft) for draft in build(engine, composer, claimed)))
+        drafts = build(engine, composer, claimed)
+        lanes = transport.concurrency
+        settler = _Settler(engine, worker, clock, _bounces(summary.suspended), lanes)
+        await asyncio.gather(*(lane(drafts, settler) for _ in range(lanes)))
 
 
 def preview_due(engine: Engine, composer: Composer, now: datetime) -> list[Draft]:
     """What `send_due` would send now, built but neither claimed nor sent (for --dry-run)."""
     with Session(engine) as session:
         rows = list(session.exec(select(Delivery).where(due(MAIL_KINDS, now))))
-    return build(engine, composer, rows)
+    return list(build(engine, composer, rows))
 
 
 def configured(engine: Engine) -> tuple[Transport, Composer]:
@@ -190,7 +271,7 @@ def view_html(engine: Engine, composer: Composer, delivery_id: int) -> str | Non
         delivery = session.get(Delivery, delivery_id)
     if delivery is None or delivery.kind != "daily":
         return None
-    (draft,) = build(engine, composer, [delivery])
-    if draft.message is None:
+    (draft,) = list(build(engine, composer, [delivery]))
+    if draft.mail is None:
         return None
-    return body(draft.message, "html")
+    return body(draft.mail.data, "html")

@@ -2,7 +2,10 @@
 
 A transport raises `TemporaryFailure` for what may work later (4xx replies, refused or
 dropped connections, timeouts) and `PermanentFailure` for what will not (5xx replies); the
-sender turns those into a retry with backoff or a failed delivery.
+sender turns those into a retry with backoff or a failed delivery. What is wrong on paperboy's
+side (a refused login or sender, a server certificate not trusted) is temporary too, whatever
+the reply code: the mail waits for the settings to be fixed, and the reader's address is not
+blamed for it.
 """
 
 from __future__ import annotations
@@ -12,15 +15,14 @@ import hashlib
 import logging
 import os
 import re
-from email.message import Message
-from email.policy import compat32
-from email.utils import parseaddr
+import ssl
 from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
 
 from newsletter.config import Settings
+from newsletter.mail.compose import Mail
 from newsletter.pacing import Pace
 
 log = logging.getLogger(__name__)
@@ -36,23 +38,12 @@ class PermanentFailure(Exception):
 
 class Transport(Protocol):
     description: str
+    # How many sends may run at once: the sender keeps no more mails than this unsettled.
+    concurrency: int
 
-    async def send(self, message: Message) -> None: ...
+    async def send(self, mail: Mail) -> None: ...
 
     async def close(self) -> None: ...
-
-
-# CRLF line ends; headers unfolded up to the 998 characters RFC 5322 allows, since folding a
-# long List-Unsubscribe URL can break it in some clients.
-WIRE = compat32.clone(linesep="\r\n", max_line_length=998)
-
-
-def wire_bytes(message: Message) -> bytes:
-    return message.as_bytes(policy=WIRE)
-
-
-def envelope(message: Message) -> tuple[str, str]:
-    return parseaddr(str(message["From"]))[1], parseaddr(str(message["To"]))[1]
 
 
 class FileTransport:
@@ -65,14 +56,15 @@ class FileTransport:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.description = f"files in {folder}"
+        self.concurrency = 1
 
-    async def send(self, message: Message) -> None:
+    async def send(self, mail: Mail) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        recipient = re.sub(r"[^A-Za-z0-9@._-]", "_", str(message["To"]))[:100]
-        name = hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:16]
+        recipient = re.sub(r"[^A-Za-z0-9@._-]", "_", mail.recipient)[:100]
+        name = hashlib.sha256(mail.message_id.encode()).hexdigest()[:16]
         path = self.folder / f"{recipient}-{name}.eml"
         partial = path.with_suffix(".eml.part")
-        partial.write_bytes(wire_bytes(message))
+        partial.write_bytes(mail.data)
         os.replace(partial, path)
 
     async def close(self) -> None:
@@ -87,7 +79,7 @@ class SmtpTransport:
             raise ValueError("SmtpTransport needs PAPERBOY_SMTP_HOST")
         self._settings = settings
         self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
-        self._spare = max(1, settings.smtp_connections)
+        self._spare = self.concurrency = max(1, settings.smtp_connections)
         self._pace = Pace(settings.smtp_rate)
         self.description = f"SMTP {settings.smtp_host}:{settings.smtp_port}"
 
@@ -101,6 +93,7 @@ class SmtpTransport:
             start_tls=s.smtp_security == "starttls",
             username=s.smtp_username,
             password=password,
+            cert_bundle=str(s.smtp_ca_file) if s.smtp_ca_file else None,
             timeout=30,
         )
 
@@ -110,28 +103,37 @@ class SmtpTransport:
             return self._connection()
         return await self._idle.get()
 
-    async def send(self, message: Message) -> None:
+    async def send(self, mail: Mail) -> None:
         await self._pace.wait()
         smtp = await self._take()
         # After any failure the session state is unknown: reconnect rather than RSET.
         broken = True
         try:
-            if not smtp.is_connected:
-                await smtp.connect()
-            sender, recipient = envelope(message)
-            await smtp.sendmail(sender, [recipient], wire_bytes(message))
+            await _transfer(smtp, mail)
             broken = False
-        except aiosmtplib.SMTPRecipientsRefused as err:
-            codes = [r.code for r in err.recipients]
-            detail = "; ".join(f"{r.code} {r.message}" for r in err.recipients)
-            if all(500 <= c < 600 for c in codes):
-                raise PermanentFailure(f"recipient refused: {detail}") from None
-            raise TemporaryFailure(f"recipient deferred: {detail}") from None
+        except aiosmtplib.SMTPAuthenticationError as err:
+            raise TemporaryFailure(
+                f"login as {self._settings.smtp_username!r} refused: {err.code} {err.message}"
+                " (check PAPERBOY_SMTP_USERNAME and PAPERBOY_SMTP_PASSWORD)"
+            ) from None
+        except aiosmtplib.SMTPSenderRefused as err:
+            raise TemporaryFailure(f"sender refused: {err.code} {err.message}") from None
+        except aiosmtplib.SMTPRecipientRefused as err:
+            if 500 <= err.code < 600:
+                raise PermanentFailure(f"recipient refused: {err.code} {err.message}") from None
+            raise TemporaryFailure(f"recipient deferred: {err.code} {err.message}") from None
         except aiosmtplib.SMTPResponseException as err:
             if 500 <= err.code < 600:
                 raise PermanentFailure(f"{err.code} {err.message}") from None
             raise TemporaryFailure(f"{err.code} {err.message}") from None
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as err:
+            untrusted = _certificate_error(err)
+            if untrusted is not None:
+                raise TemporaryFailure(
+                    f"the TLS certificate of {self._settings.smtp_host} is not trusted"
+                    f" ({untrusted.verify_message}); if a private CA signed it,"
+                    " set PAPERBOY_SMTP_CA_FILE to that CA's certificate"
+                ) from None
             raise TemporaryFailure(f"{type(err).__name__}: {err}") from None
         finally:
             if broken:
@@ -146,6 +148,60 @@ class SmtpTransport:
                     await smtp.quit()
                 except (aiosmtplib.SMTPException, OSError):
                     smtp.close()
+
+
+def _certificate_error(err: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The failed certificate check behind `err`: aiosmtplib raises it bare from STARTTLS but
+    wraps it in a connect error for implicit TLS, where only the cause says what went wrong."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause
+        cause = cause.__cause__
+    return None
+
+
+async def _transfer(smtp: aiosmtplib.SMTP, mail: Mail) -> None:
+    """One mail over a connection: MAIL, RCPT, DATA.
+
+    Not `sendmail`: it rewrites the whole message with a regular expression to work out the
+    SIZE it announces, and the composer's bytes are already CRLF-terminated, so their length
+    is the size. An internationalised address needs the server's SMTPUTF8.
+    """
+    if not smtp.is_connected:
+        await smtp.connect()
+    if smtp.is_ehlo_or_helo_needed:
+        try:
+            await smtp.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await smtp.helo()
+    options = [f"SIZE={len(mail.data)}"] if smtp.supports_extension("size") else []
+    encoding = "ascii"
+    if not (mail.sender.isascii() and mail.recipient.isascii()):
+        if not smtp.supports_extension("smtputf8"):
+            raise PermanentFailure(f"{mail.recipient}: the server does not offer SMTPUTF8")
+        options.append("SMTPUTF8")
+        encoding = "utf-8"
+    await smtp.mail(mail.sender, options=options, encoding=encoding)
+    await smtp.rcpt(mail.recipient, encoding=encoding)
+    await _data(smtp, mail.data)
+
+
+async def _data(smtp: aiosmtplib.SMTP, data: bytes) -> None:
+    """DATA with the mail's bytes as they are. `smtp.data` first rewrites every line end and
+    doubles every leading dot, two regular-expression passes over the whole message that
+    cost more than the rest of the SMTP exchange (about 200 us of a 33 kB mail); a `Mail`'s
+    data already has CRLF line ends and no line starting with a dot, so only the end marker
+    is added. A failure leaves the connection to be closed by `send`, as after `smtp.data`."""
+    started = await smtp.execute_command(b"DATA")
+    if started.code != aiosmtplib.SMTPStatus.start_input:
+        raise aiosmtplib.SMTPDataError(started.code, started.message)
+    if smtp.protocol is None:  # execute_command closed it: the server went away
+        raise aiosmtplib.SMTPServerDisconnected("connection lost after DATA")
+    smtp.protocol.write(data + b".\r\n")
+    done = await smtp.protocol.read_response(timeout=smtp.timeout)
+    if done.code != aiosmtplib.SMTPStatus.completed:
+        raise aiosmtplib.SMTPDataError(done.code, done.message)
 
 
 def transport_from(settings: Settings) -> Transport:
