@@ -43,7 +43,8 @@ def intents() -> discord.Intents:
 
 
 class Paperboy(commands.AutoShardedBot):
-    """The bot; `post_every` seconds it sends due posts and DMs (None: never, for tests)."""
+    """The bot: slash commands. Posts and DMs are sent by the service's scheduler, through
+    this bot's HTTP client (see `bot.service`)."""
 
     def __init__(
         self,
@@ -53,7 +54,6 @@ class Paperboy(commands.AutoShardedBot):
         clock: Callable[[], datetime] = utcnow,
         sync_guild: int | None = None,
         sync_on_start: bool = True,
-        post_every: float | None = 30.0,
         **options: Any,
     ) -> None:
         super().__init__(
@@ -68,7 +68,6 @@ class Paperboy(commands.AutoShardedBot):
         self.clock = clock
         self.sync_guild = sync_guild
         self.sync_on_start = sync_on_start
-        self.post_every = post_every
 
     async def db(self, call: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(call, *args)

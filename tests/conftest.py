@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import discord.http
 import pytest
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from newsletter.db import open_database
+from tests.discord_standin import DiscordStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 SEED = ROOT / "seeds" / "000_c5e999339737264f.txt"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PG_ENV = "PAPERBOY_TEST_DATABASE_URL"
+# The Discord server and channel of the `standin` fixture.
+GUILD, CHANNEL = 1001, 2002
 
 
 def seed_paragraphs() -> list[str]:
@@ -52,3 +56,14 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine = open_database(database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+async def standin(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DiscordStandIn]:
+    """A local Discord with one server and channel, discord.py's REST calls routed to it."""
+    server = DiscordStandIn()
+    await server.start()
+    server.add_guild(GUILD, channels={CHANNEL: "papers"})
+    monkeypatch.setattr(discord.http.Route, "BASE", server.base_url)
+    yield server
+    await server.close()

@@ -36,7 +36,7 @@ async def standin() -> AsyncIterator[DiscordStandIn]:
 
 @pytest.fixture
 async def bot(engine: Engine, standin: DiscordStandIn) -> AsyncIterator[Paperboy]:
-    client = Paperboy(engine, LINKS, clock=Clock(), sync_on_start=False, post_every=None)
+    client = Paperboy(engine, LINKS, clock=Clock(), sync_on_start=False)
     async with running(client, standin):
         yield client
 

@@ -4,6 +4,8 @@ limits waited out, a refused channel disabling its feed, a crash resumed without
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -17,23 +19,15 @@ from bot.transports import RestPosts
 from newsletter.feeds import add_feed, list_feeds, queue_posts
 from newsletter.models import Delivery, Subscriber
 from newsletter.outbox import claim
+from newsletter.pacing import Pace
 from newsletter.people import set_dm
 from newsletter.subscriptions import Who, subscribe
+from tests.conftest import CHANNEL, GUILD
 from tests.discord_standin import DiscordStandIn
 from tests.mailing import CLOCK, Clock, free_port
 from tests.test_discord_posts import seed_matched
 
-GUILD, CHANNEL, ADMIN = 1001, 2002, 77
-
-
-@pytest.fixture
-async def standin(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DiscordStandIn]:
-    server = DiscordStandIn()
-    await server.start()
-    server.add_guild(GUILD, channels={CHANNEL: "papers"})
-    monkeypatch.setattr(discord.http.Route, "BASE", server.base_url)
-    yield server
-    await server.close()
+ADMIN = 77
 
 
 @pytest.fixture
@@ -178,3 +172,37 @@ async def test_closed_dms_turn_the_persons_dms_off(
     assert summary.failed == 1
     with Session(engine) as session:
         assert session.exec(select(Subscriber)).one().discord_dm is False
+
+
+async def test_the_pace_lets_the_post_with_most_messages_left_go_first() -> None:
+    pace, interval = Pace(50), 1 / 50
+    await pace.wait()  # the first slot is taken: the rest have to queue
+    loop = asyncio.get_running_loop()
+    went: list[tuple[int, float]] = []
+
+    async def send(left: int) -> None:
+        await pace.wait(-left)
+        went.append((left, loop.time()))
+
+    began = loop.time()
+    await asyncio.gather(*(send(left) for left in (1, 7, 3, 7)))
+    assert [left for left, _ in went] == [7, 7, 3, 1]
+    times = [began] + [at for _, at in went]
+    assert all(b - a > interval / 3 for a, b in itertools.pairwise(times))
+    assert times[-1] - began >= 3.5 * interval
+
+
+async def test_the_pace_does_not_make_up_for_a_busy_loop_with_a_burst() -> None:
+    pace, interval = Pace(50), 1 / 50
+    loop = asyncio.get_running_loop()
+    went: list[float] = []
+
+    async def send() -> None:
+        await pace.wait()
+        went.append(loop.time())
+
+    senders = [asyncio.create_task(send()) for _ in range(6)]
+    await asyncio.sleep(0)
+    time.sleep(5 * interval)  # the loop is stuck while slots come and go
+    await asyncio.gather(*senders)
+    assert all(b - a > interval / 3 for a, b in itertools.pairwise(went))

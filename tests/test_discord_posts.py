@@ -21,7 +21,7 @@ from bot.embeds import (
     TITLE_CHARS,
 )
 from bot.posting import post_due
-from bot.transports import FilePosts
+from bot.transports import FilePosts, Target
 from newsletter.feeds import FeedError, add_feed, list_feeds, queue_posts, remove_feed
 from newsletter.ingest import ingest_bytes
 from newsletter.models import Delivery, Paper, PaperMatch
@@ -167,6 +167,68 @@ async def test_a_removed_feed_gets_nothing_already_queued(engine: Engine, tmp_pa
     assert summary.sent == 0
     with Session(engine) as session:
         assert session.exec(select(Delivery)).all() == []  # the feed's deliveries went with it
+
+
+class InHand:
+    """Writes files like FilePosts, noting at each message how many claimed posts still
+    have messages to send. A post whose last message went out counts no more, even while
+    it waits to be settled: settling runs in a thread, and when it ends is up to the
+    machine, not to the poster."""
+
+    def __init__(self, engine: Engine, folder: Path) -> None:
+        self.files, self.engine, self.unsent = FilePosts(folder), engine, [0]
+        self.finished: set[str] = set()
+        self.description = self.files.description
+
+    async def send(self, target: Target, payload: dict[str, Any], name: str, left: int = 1) -> None:
+        with Session(self.engine) as session:
+            sending = select(Delivery.key).where(Delivery.status == "sending")
+            claimed = set(session.exec(sending).all())
+        self.unsent.append(len(claimed - self.finished))
+        await self.files.send(target, payload, name, left)
+        if left == 1:
+            self.finished.add(name.rsplit(".", 1)[0])
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_claiming_pauses_while_the_posts_in_hand_hold_enough_messages(
+    engine: Engine, tmp_path: Path
+) -> None:
+    topics = ["reinforcement-learning", "agents", "reasoning-llms"]
+    for number, topic in enumerate(topics):
+        add_feed(engine, GUILD, CHANNEL + number, topic)
+    assert queue_posts(engine, seed_matched(engine), CLOCK) == 3
+    in_hand = InHand(engine, tmp_path)
+    summary = await post_due(engine, in_hand, clock=Clock(), batch=1, held=1)
+    assert summary.sent == 3
+    # The next post is claimed only once the last message of the one before has gone.
+    assert max(in_hand.unsent) == 1
+    with Session(engine) as session, session.begin():  # the same posts, due again
+        session.execute(update(Delivery).values(status="pending", progress=0))
+    all_at_once = InHand(engine, tmp_path)
+    assert (await post_due(engine, all_at_once, clock=Clock())).sent == 3
+    assert max(all_at_once.unsent) == 3
+
+
+async def test_two_posts_to_one_channel_do_not_interleave(engine: Engine, tmp_path: Path) -> None:
+    add_feed(engine, GUILD, CHANNEL, "reinforcement-learning")
+    add_feed(engine, GUILD, CHANNEL, "agents")
+    assert queue_posts(engine, seed_matched(engine), CLOCK) == 2
+    order: list[str] = []
+
+    class Noting(FilePosts):
+        async def send(
+            self, target: Target, payload: dict[str, Any], name: str, left: int = 1
+        ) -> None:
+            order.append(name.rsplit(".", 1)[0])
+            await super().send(target, payload, name, left)
+
+    assert (await post_due(engine, Noting(tmp_path), clock=Clock())).sent == 2
+    first = order[0]
+    second = [key for key in order if key != first]
+    assert len(set(second)) == 1 and order == [first] * order.count(first) + second
 
 
 def test_a_channel_follows_a_topic_once(engine: Engine) -> None:

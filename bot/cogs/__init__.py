@@ -4,7 +4,6 @@ from bot.cogs.delivery import Delivery
 from bot.cogs.feeds import FeedCommands
 from bot.cogs.mail import Email
 from bot.cogs.papers import Papers
-from bot.cogs.posting import Posting
 from bot.cogs.topics import Topics
 
-COGS = (Topics, Email, Delivery, Papers, FeedCommands, Posting)
+COGS = (Topics, Email, Delivery, Papers, FeedCommands)
