@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,14 +18,16 @@ from newsletter.cli_common import fail as _fail
 from newsletter.cli_common import open_engine as _engine
 from newsletter.cli_feeds import feeds_app
 from newsletter.cli_mail import email_app, subscribers_app, web
+from newsletter.cli_service import register as register_service
 from newsletter.config import get_settings
 from newsletter.db import DatabaseError, describe, open_database
 from newsletter.feeds import queue_posts
+from newsletter.inbox import digest_files, read_digest
 from newsletter.ingest import IngestResult, Outcome, ingest_bytes
 from newsletter.pipeline import PaperHit, latest_digest_id, match_digest, match_query
 from newsletter.queries import ListedPaper, UnknownDigest, list_digests, list_papers
 from newsletter.query import QueryError
-from newsletter.sources import MAX_DIGEST_BYTES, DigestError
+from newsletter.sources import DigestError
 from newsletter.subscriptions import (
     SubscriptionError,
     Who,
@@ -49,6 +49,7 @@ app.add_typer(email_app, name="email")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(feeds_app, name="feeds")
 app.command()(web)
+register_service(app)
 
 
 @app.callback()
@@ -65,29 +66,6 @@ def main(
         ) from None
     level = logging.INFO if verbose else settings.log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def _expand(paths: list[str]) -> Iterator[str]:
-    """Files as given; folders as their non-hidden files, recursively, in name order."""
-    for raw in paths:
-        path = Path(raw)
-        if raw != "-" and path.is_dir():
-            yield from (
-                str(p)
-                for p in sorted(path.rglob("*"))
-                if p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        else:
-            yield raw
-
-
-def _read(name: str) -> bytes:
-    """Read at most one byte past the limit, so an endless stream cannot exhaust memory."""
-    if name == "-":
-        return sys.stdin.buffer.read(MAX_DIGEST_BYTES + 1)
-    with open(name, "rb") as handle:
-        return handle.read(MAX_DIGEST_BYTES + 1)
 
 
 def _report(result: IngestResult) -> None:
@@ -135,7 +113,7 @@ def ingest(
                 EXIT_BAD_INPUT,
             )
         paths = [str(inbox)]
-    names = list(_expand(paths))
+    names = list(digest_files(paths))
     if not names:
         raise _fail(f"no digest files in {', '.join(paths)}", EXIT_BAD_INPUT)
     engine = _engine()
@@ -143,7 +121,7 @@ def ingest(
     for name in names:
         origin = "<stdin>" if name == "-" else name
         try:
-            result = ingest_bytes(engine, _read(name), origin)
+            result = ingest_bytes(engine, read_digest(name), origin)
         except OSError as problem:
             err.print(Text(f"error: {origin}: cannot read: {problem.strerror}", style="red"))
             bad += 1
