@@ -24,7 +24,7 @@ from newsletter.db import DatabaseError, describe, open_database
 from newsletter.feeds import queue_posts
 from newsletter.inbox import digest_files, read_digest
 from newsletter.ingest import IngestResult, Outcome, ingest_bytes
-from newsletter.pipeline import PaperHit, latest_digest_id, match_digest, match_query
+from newsletter.pipeline import PaperHit, latest_digest_id, match_digest, match_query, take_in
 from newsletter.queries import ListedPaper, UnknownDigest, list_digests, list_papers
 from newsletter.query import QueryError
 from newsletter.sources import DigestError
@@ -103,6 +103,8 @@ def ingest(
 
     Each digest is one transaction: a malformed one is rejected whole, with the file and the
     line or JSON path that is wrong, and the others still go in. Exit code 2 if any was bad.
+    A stored digest is matched to every topic and its Discord posts are queued, as when the
+    service finds it in the inbox.
     """
     if not paths:
         inbox = get_settings().inbox_dir
@@ -132,6 +134,12 @@ def ingest(
             continue
         _report(result)
         results.append(result)
+        if result.outcome is Outcome.STORED and result.digest_id is not None:
+            taken = take_in(engine, result.digest_id)
+            out.print(
+                f"  matched {taken.topics} topic(s); {taken.deliveries} Discord post(s) and "
+                "DM(s) queued; daily mails take it in at each reader's hour"
+            )
     stored = [r for r in results if r.outcome is Outcome.STORED]
     out.print(
         f"{len(names)} digest(s): {len(stored)} stored "

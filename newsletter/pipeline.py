@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine, delete, literal, union_all
 from sqlmodel import Session, col, select
 
 from newsletter.db import writing
+from newsletter.feeds import queue_posts
 from newsletter.matcher import DigestIndex, Hit
 from newsletter.models import (
     ChannelFeed,
@@ -74,6 +76,35 @@ def match_query(engine: Engine, digest_id: int, query: str | Node) -> list[Paper
     return _resolve(papers, index.match(node))
 
 
+def match_recent(session: Session, topic: Topic, since: datetime) -> int:
+    """Match a topic someone has just made (a query of their own) against the digests
+    matched since `since`, so their first mail and `/digest` hold today's papers instead of
+    waiting for the next digest; returns the matches stored. Digests not matched yet get
+    the topic when they are, with every other."""
+    matched = select(PaperMatch.digest_id).distinct()
+    digests = session.exec(
+        select(Digest.id).where(Digest.ingested_at >= since, col(Digest.id).in_(matched))
+    ).all()
+    node = parse(topic.query)
+    stored = 0
+    for digest_id in digests:
+        papers = _papers(session, digest_id)
+        index = DigestIndex([(p.title, p.abstract) for p in papers])
+        for hit in _resolve(papers, index.match(node, topic.min_score)):
+            session.add(
+                PaperMatch(
+                    digest_id=digest_id,
+                    topic_id=topic.id,
+                    paper_id=hit.paper.id,
+                    score=hit.score,
+                    terms=list(hit.terms),
+                )
+            )
+            stored += 1
+    session.flush()
+    return stored
+
+
 def match_digest(engine: Engine, digest_id: int) -> list[TopicMatches]:
     """Match a digest against every topic and store the matches, replacing earlier ones."""
     with Session(writing(engine), expire_on_commit=False) as session, session.begin():
@@ -110,6 +141,22 @@ def match_digest(engine: Engine, digest_id: int) -> list[TopicMatches]:
             )
     log.info("digest %s matched: %d matches over %d topics", digest_id, len(rows), len(topics))
     return results
+
+
+@dataclass(frozen=True)
+class TakenIn:
+    topics: int
+    """Topics with at least one matching paper."""
+    deliveries: int
+    """Discord posts and DMs queued."""
+
+
+def take_in(engine: Engine, digest_id: int) -> TakenIn:
+    """What a newly stored digest goes through before anything is sent, wherever it came
+    from (`paperboy ingest`, the inbox, a source URL): matched to every topic and its
+    Discord posts and DMs queued. Daily mails pick its matches up at each reader's hour."""
+    matched = match_digest(engine, digest_id)
+    return TakenIn(sum(1 for m in matched if m.hits), queue_posts(engine, digest_id))
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from sqlalchemy import Engine, delete
 from sqlmodel import Session, col
 
 from newsletter.db import writing
-from newsletter.feeds import queue_posts
 from newsletter.fetch import poll_urls
 from newsletter.inbox import Inbox
 from newsletter.ingest import Outcome
@@ -41,7 +40,7 @@ from newsletter.mail.links import links_for
 from newsletter.mail.unsubscribes import read_unsubscribes
 from newsletter.models import Worker, utcnow
 from newsletter.outbox import Summary, release, worker_name
-from newsletter.pipeline import match_digest
+from newsletter.pipeline import take_in
 from newsletter.service import Part, Sender
 
 log = logging.getLogger(__name__)
@@ -91,15 +90,14 @@ class Jobs:
         stored = [r for r in results if r.outcome is Outcome.STORED and r.digest_id]
         for result in stored:
             assert result.digest_id is not None
-            matched = await asyncio.to_thread(match_digest, self.engine, result.digest_id)
-            posts = await asyncio.to_thread(queue_posts, self.engine, result.digest_id)
+            taken = await asyncio.to_thread(take_in, self.engine, result.digest_id)
             log.info(
                 "digest %d from %s: %d papers, %d topics matched, %d Discord deliveries queued",
                 result.digest_id,
                 result.origin,
                 result.papers,
-                sum(1 for m in matched if m.hits),
-                posts,
+                taken.topics,
+                taken.deliveries,
             )
         new = [r.digest_id for r in stored if r.digest_id is not None]
         return new

@@ -251,10 +251,12 @@ def test_match_without_query_stores_matches_for_every_topic(paperboy: Run) -> No
     assert "stored for digest 1" in done.stdout
 
 
-def test_email_send_writes_eml_files_and_says_where(paperboy: Run, tmp_path: Path) -> None:
-    paperboy("ingest", str(SEED))
+def test_email_send_after_ingest_writes_eml_files_and_says_where(
+    paperboy: Run, tmp_path: Path
+) -> None:
+    ingested = paperboy("ingest", str(SEED))  # matches the digest too: no `match` needed
+    assert "matched 23 topic(s)" in ingested.stdout
     paperboy("subscribe", "--email", "ann@example.org", "--hour", "0", "continual-learning")
-    paperboy("match")
     paperboy("subscribers", "confirm", "ann@example.org")
 
     done = paperboy("email", "send")
