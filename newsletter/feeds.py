@@ -48,7 +48,7 @@ def add_feed(
     if guild_id <= 0 or channel_id <= 0:
         raise FeedError("guild and channel ids are positive numbers")
     with Session(writing(engine), expire_on_commit=False) as session, session.begin():
-        topic = topic_for(session, text)
+        topic, _ = topic_for(session, text)
         feed = session.exec(
             select(ChannelFeed).where(
                 ChannelFeed.channel_id == channel_id, ChannelFeed.topic_id == topic.id

@@ -11,8 +11,10 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from newsletter.db import writing
+from newsletter.mail.daily import FIRST_MAIL_REACH
 from newsletter.models import ChannelFeed, Subscriber, Subscription, Topic, utcnow
 from newsletter.optin import EmailStatus, ImportRow, request_confirmation
+from newsletter.pipeline import match_recent
 from newsletter.query import QueryError
 from newsletter.topics import find_topic, sync_catalogue, topic_for
 
@@ -82,7 +84,9 @@ def _subscribe(
     now: datetime,
     confirmed: bool,
 ) -> Topic:
-    topic = topic_for(session, text)
+    topic, new_topic = topic_for(session, text)
+    if new_topic:
+        match_recent(session, topic, now - FIRST_MAIL_REACH)
     subscriber = _find(session, who)
     if subscriber is None:
         subscriber = Subscriber(email=who.email, discord_user_id=who.discord_user_id)

@@ -79,13 +79,14 @@ def find_topic(session: Session, text: str) -> Topic | None:
     return session.exec(select(Topic).where(Topic.canonical == form)).first()
 
 
-def topic_for(session: Session, text: str) -> Topic:
-    """`find_topic`, adding the person's query as a new topic when nobody has it yet."""
+def topic_for(session: Session, text: str) -> tuple[Topic, bool]:
+    """`find_topic`, adding the person's query as a new topic when nobody has it yet; says
+    whether it is new."""
     found = find_topic(session, text)
     if found is not None:
-        return found
+        return found, False
     query = text.strip()
     topic = Topic(name=query, query=query, canonical=canonical(parse(query)))
     session.add(topic)
     session.flush()
-    return topic
+    return topic, True

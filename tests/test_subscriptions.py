@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
@@ -178,3 +180,23 @@ def test_a_catalogue_topic_asks_more_than_a_passing_mention_and_an_own_query_doe
     catalogue_hits = next(r for r in results.values() if r.topic.slug == "knowledge-distillation")
     assert min(h.score for h in catalogue_hits.hits) >= catalogue_hits.topic.min_score > 1
     assert min(h.score for h in results[own.id].hits) == 1
+
+
+def test_a_new_own_query_is_matched_against_the_days_digests_at_once(engine: Engine) -> None:
+    """Someone who writes a query nobody had after today's digest was matched finds today's
+    papers in their first mail, rather than waiting for the next digest."""
+    digest = ingest_bytes(engine, SEED.read_bytes(), "seed", NOW)
+    match_digest(engine, digest.digest_id)
+    now = NOW.replace(tzinfo=None)
+    topic = subscribe(engine, Who(email="ann@example.org"), '"lifelong learning"', now=now)
+    (topics,) = fan_out(engine, digest.digest_id).subscribers.values()
+    assert topics == [topic.id]
+    assert papers_for(engine, digest.digest_id, topics)
+
+
+def test_a_new_own_query_leaves_older_digests_alone(engine: Engine) -> None:
+    digest = ingest_bytes(engine, SEED.read_bytes(), "seed", NOW)
+    match_digest(engine, digest.digest_id)
+    two_days_on = NOW.replace(tzinfo=None) + timedelta(days=2)
+    subscribe(engine, Who(email="ann@example.org"), '"lifelong learning"', now=two_days_on)
+    assert fan_out(engine, digest.digest_id).subscribers == {}
