@@ -11,10 +11,12 @@ peak should not grow with the number of subscribers.
 Then, on `--naive-sample` of the same mails, a naive sender: the same batched reads and
 composer (so it gains from every speed-up there), but the template rendered as written (CSS
 in a <style> block) and CSS-inlined for every mail, then one SMTP connection per mail
-(connect, aiosmtplib's `sendmail`, quit), one mail after another, with no outbox claim or
-settle; and, for scale, the SMTP leg alone (one mail sent over and over through
-`SmtpTransport` on `--connections` connections, no database, no rendering). Both sides' CPU
-use is printed: a side near 100% is the limit. Run by hand:
+(connect, aiosmtplib's `sendmail`, quit), one mail after another; timed twice, with no
+outbox bookkeeping at all (the issue's wording, which flatters it: it could send a mail twice
+or never), and marking each mail sent in a transaction of its own (the simplest loop that
+does the same job as `send_due`); and, for scale, the SMTP leg alone (one mail sent over
+and over through `SmtpTransport` on `--connections` connections, no database, no
+rendering). Both sides' CPU use is printed: a side near 100% is the limit. Run by hand:
 
     python bench/email.py [--subscribers 10000] [--papers-per-mail 10] [--connections 16]
                           [--naive-sample 300] [--profile] [--stock-sink]
@@ -278,8 +280,12 @@ def plain_environment() -> Environment:
     )
 
 
-async def naive(engine: Engine, composer: Composer, port: int, sample: int) -> int:
-    """Builds the sample (CSS inlined per mail), then one connection per mail, in turn."""
+async def naive(
+    engine: Engine, composer: Composer, port: int, sample: int, record: bool = False
+) -> int:
+    """Builds the sample (CSS inlined per mail), then one connection per mail, in turn;
+    with `record`, each mail is then marked sent in a transaction of its own, as a simple
+    loop that must not send a mail twice would do."""
     drafts = list(build(engine, composer, pending(engine, sample)))
     for draft in drafts:
         assert draft.mail is not None, draft.skip
@@ -287,6 +293,12 @@ async def naive(engine: Engine, composer: Composer, port: int, sample: int) -> i
         await smtp.connect()
         await smtp.sendmail(draft.mail.sender, [draft.mail.recipient], draft.mail.data)
         await smtp.quit()
+        if record:
+            with Session(engine) as session:
+                delivery = session.get(Delivery, draft.delivery.id)
+                assert delivery is not None
+                delivery.status, delivery.sent_at = Status.SENT, NOW
+                session.commit()
     return len(drafts)
 
 
@@ -377,17 +389,23 @@ def measure(engine: Engine, size: int, args: argparse.Namespace, port: int, tall
 
 def compare(engine: Engine, fast: Run, args: argparse.Namespace, port: int, tally: Tally) -> None:
     """The naive sender and the bare SMTP leg, on the database of the full-size run."""
-    requeue(engine)
     slow_mails = InlinePerMail(plain_environment(), Links("bench-secret", BASE_URL), MAIL_FROM)
-    sent, spent = metered(
-        tally, lambda: asyncio.run(naive(engine, slow_mails, port, args.naive_sample))
-    )
-    slow = sent / spent.wall
-    print(
-        "naive sender (CSS inlined per mail, one connection per mail, no outbox claim or "
-        f"settle): {sent:,} mails in {spent.wall:.2f} s = {slow:,.0f} mails/s; "
-        f"sink received {spent.received:,}; {spent.busy()}"
-    )
+    rates = []
+    for record, what in ((False, "no outbox bookkeeping"), (True, "each mail marked sent")):
+        requeue(engine)
+        sent, spent = metered(
+            tally,
+            lambda record=record: asyncio.run(
+                naive(engine, slow_mails, port, args.naive_sample, record)
+            ),
+        )
+        rates.append(sent / spent.wall)
+        print(
+            f"naive sender (CSS inlined per mail, one connection per mail, {what}): "
+            f"{sent:,} mails in {spent.wall:.2f} s = {rates[-1]:,.0f} mails/s; "
+            f"sink received {spent.received:,}; {spent.busy()}"
+        )
+    bare, recorded = rates
     (draft,) = list(build(engine, composer(), pending(engine, 1)))
     assert draft.mail is not None, draft.skip
     mail, count = draft.mail, fast.subscribers
@@ -400,7 +418,9 @@ def compare(engine: Engine, fast: Run, args: argparse.Namespace, port: int, tall
     )
     print(
         f"send_due: {fast.rate:,.0f} mails/s at {fast.subscribers:,} subscribers, "
-        f"{fast.rate / slow:.1f}x the naive sender (targets: >= 1,000 mails/s, >= 5x)"
+        f"{fast.rate / bare:.1f}x the naive sender without bookkeeping, "
+        f"{fast.rate / recorded:.1f}x the one that marks each mail sent "
+        "(targets: >= 1,000 mails/s, >= 5x)"
     )
 
 
