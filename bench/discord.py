@@ -42,21 +42,10 @@ from newsletter.feeds import add_feed, queue_posts  # noqa: E402
 from newsletter.ingest import ingest_bytes  # noqa: E402
 from newsletter.pipeline import match_digest  # noqa: E402
 from tests.discord_standin import DiscordStandIn  # noqa: E402
+from tests.timing import most_in_one_second  # noqa: E402
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 GUILD = 1
-
-
-def busiest_second(standin: DiscordStandIn) -> int:
-    """The most requests the stand-in saw within one second: how close the pace came to
-    Discord's global limit, which a 429 count alone does not tell until it is crossed."""
-    arrivals = sorted(r.at for r in standin.requests)
-    first, most = 0, 0
-    for last, at in enumerate(arrivals):
-        while at - arrivals[first] >= 1:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 async def send_all(engine: object, rate: float) -> float:
@@ -126,9 +115,10 @@ async def main() -> None:
             f"(global 50/s: {by_global:.1f} s, per channel: {by_channel:.1f} s); "
             f"paperboy's pace of {args.rate:g}/s allows {paced:.1f} s"
         )
+        busiest = most_in_one_second(r.at for r in standin.requests)
         print(
             f"achieved: {requests / spent:.1f} requests/s; "
-            f"busiest second: {busiest_second(standin)} requests (Discord allows 50)"
+            f"busiest second: {busiest} requests (Discord allows 50)"
         )
         engine.dispose()
 

@@ -41,6 +41,7 @@ from newsletter.models import Delivery, Subscriber
 from newsletter.outbox import Summary
 from tests.mailing import CLOCK, Clock, Handler, SmtpServer, composer, free_port
 from tests.mailing import readers_with_papers as readers
+from tests.timing import most_in_one_second
 
 USER = "news"
 PASSWORD = "pw-Zq8!correct-horse"
@@ -337,16 +338,6 @@ async def test_many_mails_share_at_most_the_configured_connections_and_reuse_the
     assert recorder.peak_in_flight == 3  # the limit is reached, and not passed
     per_connection = [sum(a.connection == c for a in recorder.arrivals) for c in range(3)]
     assert all(count > 1 for count in per_connection), per_connection
-
-
-def most_in_one_second(arrivals: list[float]) -> int:
-    """The largest number of arrivals within any one second."""
-    most, first = 0, 0
-    for last, at in enumerate(arrivals):
-        while at - arrivals[first] >= 1.0:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 async def test_the_rate_limit_holds_from_the_servers_side(certs: Certificates) -> None:
