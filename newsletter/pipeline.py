@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, literal, union_all
+from sqlalchemy import Engine, delete, func, literal, union_all
 from sqlmodel import Session, col, select
 
 from newsletter.db import writing
@@ -204,15 +205,38 @@ def papers_for(engine: Engine, digest_id: int, topic_ids: list[int]) -> list[Pap
         return list(session.exec(query))
 
 
-def search(engine: Engine, query: str | Node, limit: int = 10) -> list[PaperHit]:
-    """Every stored paper against one query, best first and newest first among equals.
+# Papers /search looks through, newest first: weeks of digests. Tokenising costs about a
+# millisecond a paper, so all of a year's arXiv listings on every search would not do.
+SEARCH_WINDOW = 5_000
 
-    Tokenises all stored papers on each call: fine for the thousands a year of digests
-    holds, and the place to add an index if paperboy ever keeps far more.
+
+class PaperSearch:
+    """Stored papers against any query, best first and newest first among equals.
+
+    Looks through the newest `window` papers, tokenised once and kept until a paper is added
+    or updated (a digest lands), rather than on every search. Safe to share between threads.
     """
-    node = parse(query) if isinstance(query, str) else query
-    with Session(engine) as session:
-        papers = list(session.exec(select(Paper).order_by(col(Paper.id).desc())))
-    index = DigestIndex([(p.title, p.abstract) for p in papers])
-    hits = sorted(index.match(node), key=lambda h: (-h.score, h.paper))
-    return _resolve(papers, hits[:limit])
+
+    def __init__(self, engine: Engine, window: int = SEARCH_WINDOW) -> None:
+        self.engine, self.window = engine, window
+        self._lock = threading.Lock()
+        self._version: tuple[object, ...] | None = None
+        self._papers: list[Paper] = []
+        self._index = DigestIndex([])
+
+    def search(self, query: str | Node, limit: int = 10) -> list[PaperHit]:
+        node = parse(query) if isinstance(query, str) else query
+        papers, index = self._current()
+        hits = sorted(index.match(node), key=lambda h: (-h.score, h.paper))
+        return _resolve(papers, hits[:limit])
+
+    def _current(self) -> tuple[list[Paper], DigestIndex]:
+        with self._lock, Session(self.engine) as session:
+            newest_change = select(func.max(Paper.id), func.max(Paper.updated_at))
+            version = tuple(session.exec(newest_change).one())
+            if version != self._version:
+                newest = select(Paper).order_by(col(Paper.id).desc()).limit(self.window)
+                self._papers = list(session.exec(newest))
+                self._index = DigestIndex([(p.title, p.abstract) for p in self._papers])
+                self._version = version
+            return self._papers, self._index

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from newsletter.ingest import ingest_bytes
 from newsletter.models import ChannelFeed, PaperMatch, Subscriber, Subscription, Topic
-from newsletter.pipeline import fan_out, match_digest, papers_for
+from newsletter.pipeline import PaperSearch, fan_out, match_digest, papers_for
 from newsletter.query import QueryError
 from newsletter.subscriptions import (
     SubscriptionError,
@@ -21,7 +21,7 @@ from newsletter.subscriptions import (
     unsubscribe,
 )
 from newsletter.topics import catalogue
-from tests.conftest import NOW, SEED
+from tests.conftest import DATA, NOW, SEED
 
 
 def rows(engine: Engine) -> tuple[int, int, int]:
@@ -200,3 +200,21 @@ def test_a_new_own_query_leaves_older_digests_alone(engine: Engine) -> None:
     two_days_on = NOW.replace(tzinfo=None) + timedelta(days=2)
     subscribe(engine, Who(email="ann@example.org"), '"lifelong learning"', now=two_days_on)
     assert fan_out(engine, digest.digest_id).subscribers == {}
+
+
+def test_search_sees_a_digest_stored_after_its_papers_were_tokenised(engine: Engine) -> None:
+    ingest_bytes(engine, SEED.read_bytes(), "seed", NOW)
+    papers = PaperSearch(engine)
+    assert papers.search('title:"knowledge distillation"')
+    assert not papers.search("title:draft")
+    ingest_bytes(engine, (DATA / "2025-03-03.json").read_bytes(), "hf", NOW)
+    (hit,) = papers.search("title:draft")
+    assert hit.paper.title.startswith("Chain of Draft")
+
+
+def test_search_leaves_out_papers_older_than_its_window(engine: Engine) -> None:
+    ingest_bytes(engine, SEED.read_bytes(), "seed", NOW)
+    ingest_bytes(engine, (DATA / "2025-03-03.json").read_bytes(), "hf", NOW)  # 7 papers
+    newest_seven = PaperSearch(engine, window=7)
+    assert newest_seven.search("title:draft")
+    assert not newest_seven.search('title:"knowledge distillation"')  # a seed paper

@@ -12,7 +12,7 @@ from discord.ext import commands
 from bot.embeds import clean, pack, paper_embed, section_embeds
 from bot.replies import reply
 from newsletter.people import papers_of_day
-from newsletter.pipeline import search
+from newsletter.pipeline import SEARCH_WINDOW, PaperSearch
 from newsletter.sections import PaperView
 from newsletter.subscriptions import SubscriptionError
 
@@ -35,6 +35,7 @@ class Papers(commands.Cog):
 
     def __init__(self, bot: Paperboy) -> None:
         self.bot = bot
+        self.papers = PaperSearch(bot.engine)
 
     @app_commands.command(name="digest")
     @app_commands.describe(day="A digest's date, YYYY-MM-DD (default: the newest digest)")
@@ -55,12 +56,16 @@ class Papers(commands.Cog):
             interaction, f"{label}: {count} paper(s) on your topics", section_embeds(sections)
         )
 
-    @app_commands.command(name="search")
+    @app_commands.command(
+        name="search",
+        description=f"Search the newest {SEARCH_WINDOW:,} stored papers, best match first",
+    )
     @app_commands.describe(query='Words, "phrases", AND/OR/NOT, title:word')
     async def search(self, interaction: discord.Interaction, query: str) -> None:
-        """Search every stored paper, best match first."""
+        """The newest papers only, tokenised once per digest: every paper ever stored, on
+        every search, would cost seconds once a few months of arXiv listings are in."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        hits = await self.bot.db(search, self.bot.engine, query, SEARCH_RESULTS)
+        hits = await self.bot.db(self.papers.search, query, SEARCH_RESULTS)
         if not hits:
             await reply(interaction, "No stored paper matches that query.")
             return
