@@ -58,7 +58,11 @@ def set_email(engine: Engine, discord_user_id: int, address: str, now: datetime)
         person = _person(session, discord_user_id)
         owner = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
         if owner is not None and owner.id != person.id:
-            raise SubscriptionError(f"{email} belongs to another subscriber")
+            raise SubscriptionError(
+                f"{email} already gets paperboy's mail as a subscriber of its own: manage its "
+                "topics with the “manage topics” link at the end of any of its mails (an "
+                "address cannot be joined to a Discord account yet)"
+            )
         if person.email != email:
             person.email, person.email_status = email, None
             person.email_confirmed_at = person.confirmation_sent_at = None

@@ -170,6 +170,18 @@ async def test_email_set_refuses_an_address_that_is_not_one(
     assert "is not an email address" in text(answer)
 
 
+async def test_email_set_refuses_an_address_someone_else_has_and_says_where_to_manage_it(
+    bot: Paperboy, standin: DiscordStandIn, engine: Engine
+) -> None:
+    subscribe(engine, Who(email="ann@example.org"), "agents")
+    answer = await run(bot, standin, "email", group("set", option("address", "ann@example.org")))
+    assert "already gets paperboy's mail" in text(answer)
+    assert "manage topics" in text(answer)
+    with Session(engine) as session:
+        owners = session.exec(select(Subscriber.email).where(Subscriber.email.is_not(None)))
+        assert owners.all() == ["ann@example.org"]  # one owner, nothing joined or changed
+
+
 async def test_email_off_stops_the_mail(
     bot: Paperboy, standin: DiscordStandIn, engine: Engine
 ) -> None:
