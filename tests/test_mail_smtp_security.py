@@ -341,11 +341,12 @@ async def test_many_mails_share_at_most_the_configured_connections_and_reuse_the
 
 
 async def test_the_rate_limit_holds_from_the_servers_side(certs: Certificates) -> None:
-    """30 mails at 20 a second over 3 connections: sending takes at least 29 intervals of
-    50 ms, and in no second does the server see more than 20 mails and the 3 that a stall
-    can bunch up (one waiting per connection), where sending them at once puts all 30 in one
-    second. Only bounds a busy machine cannot break are asserted: it delays a mail, never
-    hurries one, and a late mail's slot is lost rather than made up with a burst."""
+    """30 mails at 20 a second over 3 connections, paced once each connection is up (TLS
+    and login done): sending takes at least 29 intervals of 50 ms, and no second holds more
+    than 24 arrivals at the server, where sending at once puts all 30 in one second. Only
+    bounds a busy machine cannot break are asserted. A second's arrivals are the mails
+    released in it, at most 21 (a release may be late by half an interval and keep its
+    slot), and the mails released before it still on their way, at most one a connection."""
     count, rate, connections = 30, 20.0, 3
     with starttls_server(certs) as server:
         settings = over_starttls(server, certs, smtp_connections=connections, smtp_rate=rate)
@@ -356,7 +357,7 @@ async def test_the_rate_limit_holds_from_the_servers_side(certs: Certificates) -
     arrivals = sorted(a.at for a in server.recorder.arrivals)
     assert len(arrivals) == count
     assert elapsed >= 0.9 * (count - 1) / rate
-    assert most_in_one_second(arrivals) <= rate + connections
+    assert most_in_one_second(arrivals) <= rate + 1 + connections
 
 
 def test_a_burst_is_what_the_rate_check_catches() -> None:

@@ -104,11 +104,14 @@ class SmtpTransport:
         return await self._idle.get()
 
     async def send(self, mail: Mail) -> None:
-        await self._pace.wait()
         smtp = await self._take()
         # After any failure the session state is unknown: reconnect rather than RSET.
         broken = True
         try:
+            await _ready(smtp)
+            # Paced once the connection is up, so the server sees mails at the rate however
+            # long a connection took to set up (a TLS handshake, a login).
+            await self._pace.wait()
             await _transfer(smtp, mail)
             broken = False
         except aiosmtplib.SMTPAuthenticationError as err:
@@ -161,13 +164,8 @@ def _certificate_error(err: BaseException) -> ssl.SSLCertVerificationError | Non
     return None
 
 
-async def _transfer(smtp: aiosmtplib.SMTP, mail: Mail) -> None:
-    """One mail over a connection: MAIL, RCPT, DATA.
-
-    Not `sendmail`: it rewrites the whole message with a regular expression to work out the
-    SIZE it announces, and the composer's bytes are already CRLF-terminated, so their length
-    is the size. An internationalised address needs the server's SMTPUTF8.
-    """
+async def _ready(smtp: aiosmtplib.SMTP) -> None:
+    """Connected (TLS and login included) and greeted, if it was not yet."""
     if not smtp.is_connected:
         await smtp.connect()
     if smtp.is_ehlo_or_helo_needed:
@@ -175,6 +173,15 @@ async def _transfer(smtp: aiosmtplib.SMTP, mail: Mail) -> None:
             await smtp.ehlo()
         except aiosmtplib.SMTPHeloError:
             await smtp.helo()
+
+
+async def _transfer(smtp: aiosmtplib.SMTP, mail: Mail) -> None:
+    """One mail over a ready connection: MAIL, RCPT, DATA.
+
+    Not `sendmail`: it rewrites the whole message with a regular expression to work out the
+    SIZE it announces, and the composer's bytes are already CRLF-terminated, so their length
+    is the size. An internationalised address needs the server's SMTPUTF8.
+    """
     options = [f"SIZE={len(mail.data)}"] if smtp.supports_extension("size") else []
     encoding = "ascii"
     if not (mail.sender.isascii() and mail.recipient.isascii()):
