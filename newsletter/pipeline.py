@@ -77,11 +77,11 @@ def match_query(engine: Engine, digest_id: int, query: str | Node) -> list[Paper
     return _resolve(papers, index.match(node))
 
 
-def match_recent(session: Session, topic: Topic, since: datetime) -> int:
+def match_recent(session: Session, topic: Topic, since: datetime) -> None:
     """Match a topic someone has just made (a query of their own) against the digests
     matched since `since`, so their first mail and `/digest` hold today's papers instead of
-    waiting for the next digest; returns the matches stored. Digests not matched yet get
-    the topic when they are, with every other."""
+    waiting for the next digest. Digests not matched yet get the topic when they are, with
+    every other."""
     matched = select(PaperMatch.digest_id).distinct()
     digests = session.exec(
         select(Digest.id).where(Digest.ingested_at >= since, col(Digest.id).in_(matched))
@@ -103,7 +103,9 @@ def match_recent(session: Session, topic: Topic, since: datetime) -> int:
             )
             stored += 1
     session.flush()
-    return stored
+    log.info(
+        "new topic %s matched %d paper(s) in %d recent digest(s)", topic.id, stored, len(digests)
+    )
 
 
 def match_digest(engine: Engine, digest_id: int) -> list[TopicMatches]:
@@ -205,7 +207,7 @@ def papers_for(engine: Engine, digest_id: int, topic_ids: list[int]) -> list[Pap
         return list(session.exec(query))
 
 
-# Papers /search looks through, newest first: weeks of digests. Tokenising costs about a
+# Papers /search looks through, newest first: weeks of digests. Tokenising costs most of a
 # millisecond a paper, so all of a year's arXiv listings on every search would not do.
 SEARCH_WINDOW = 5_000
 
