@@ -20,6 +20,8 @@ DATA = ROOT / "tests" / "data"
 SEED = ROOT / "seeds" / "000_c5e999339737264f.txt"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PG_ENV = "PAPERBOY_TEST_DATABASE_URL"
+# The name under which a test hands a measured figure to the run's summary (`record_property`).
+FIGURES = "figures"
 # The Discord server and channel of the `standin` fixture.
 GUILD, CHANNEL = 1001, 2002
 
@@ -67,3 +69,20 @@ async def standin(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DiscordStand
     monkeypatch.setattr(discord.http.Route, "BASE", server.base_url)
     yield server
     await server.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """What tests measured (matching quality, latencies), printed once after the run: under
+    pytest-xdist a worker's own output never reaches the terminal, its reports do."""
+    figures = [
+        str(value)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == FIGURES
+    ]
+    if figures:
+        terminalreporter.section("measured")
+        for text in figures:
+            terminalreporter.write_line(text)

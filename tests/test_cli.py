@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from newsletter.cli import with_plugins
+from newsletter.cli_common import err, out
 from newsletter.config import get_settings
 from tests.conftest import DATA, ROOT, SEED
 
@@ -30,6 +31,9 @@ def paperboy(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         monkeypatch.delenv(key)
     monkeypatch.setenv("PAPERBOY_DATABASE_URL", database_url)
     monkeypatch.setenv("COLUMNS", "200")
+    # The consoles read COLUMNS when first imported, which may be before this fixture ran.
+    for console in (out, err):
+        monkeypatch.setattr(console, "width", 200)
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     runner = CliRunner()

@@ -32,7 +32,7 @@ from newsletter.feeds import add_feed
 from newsletter.models import Delivery, Worker
 from newsletter.optin import ImportRow
 from newsletter.subscriptions import import_subscribers
-from tests.conftest import DATA, SEED
+from tests.conftest import DATA, FIGURES, SEED
 from tests.mailing import SmtpServer, free_port, smtp_server
 
 PAPERBOY = shutil.which("paperboy", path=str(Path(sys.executable).parent)) or "paperboy"
@@ -172,7 +172,7 @@ def sent_counts(*logs: str) -> Counter[str]:
 
 
 def test_a_digest_dropped_into_the_inbox_is_posted_to_its_channel_feed_within_a_poll(
-    tmp_path: Path,
+    tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
     database_url = f"sqlite:///{tmp_path / 'paperboy.db'}"
     engine = open_database(database_url)
@@ -191,7 +191,10 @@ def test_a_digest_dropped_into_the_inbox_is_posted_to_its_channel_feed_within_a_
             dropped = drop(SEED, tmp_path / "inbox")
             wait_for(lambda: posts(engine).get(1) == "sent", POLL + 5, "the post is written")
             latency = time.monotonic() - dropped
-            print(f"\nposting latency: {latency:.2f} s from drop to post (poll every {POLL:g} s)")
+            record_property(
+                FIGURES,
+                f"posting latency: {latency:.2f} s from drop to post (poll every {POLL:g} s)",
+            )
 
             files = sorted((tmp_path / "outbox" / "discord").glob("*.json"))
             assert [f.name for f in files] == sorted(post_files(tmp_path / "outbox", 1))
@@ -207,7 +210,7 @@ def test_a_digest_dropped_into_the_inbox_is_posted_to_its_channel_feed_within_a_
 
 
 def test_two_services_on_postgresql_elect_one_leader_whose_death_loses_and_doubles_nothing(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
     if database_url.startswith("sqlite"):
         pytest.skip(
@@ -256,7 +259,9 @@ def test_two_services_on_postgresql_elect_one_leader_whose_death_loses_and_doubl
             takeover = wait_for(
                 lambda: workers(engine).get(survivor.worker), 60, "the survivor leads"
             )
-            print(f"\ntakeover: {takeover:.2f} s from SIGKILL to the survivor's worker row")
+            record_property(
+                FIGURES, f"takeover: {takeover:.2f} s from SIGKILL to the survivor's worker row"
+            )
 
             drop(SECOND_DIGEST, tmp_path / "inbox")
             wait_for(lambda: posts(engine).get(2) == "sent", 15, "digest 2 is posted")
