@@ -68,13 +68,43 @@ def _resolve(papers: list[Paper], hits: list[Hit]) -> list[PaperHit]:
     return [PaperHit(papers[h.paper], h.score, h.terms) for h in hits]
 
 
+def _index(papers: list[Paper]) -> DigestIndex:
+    return DigestIndex([(p.title, p.abstract) for p in papers])
+
+
+def _store(session: Session, digest_id: int, results: list[TopicMatches]) -> int:
+    """Insert the matches of one digest; returns how many."""
+    # Many hits share their terms, so each distinct list is encoded once.
+    encoded: dict[tuple[str, ...], str] = {}
+    rows = [
+        (
+            digest_id,
+            result.topic.id,
+            hit.paper.id,
+            hit.score,
+            encoded.get(hit.terms) or encoded.setdefault(hit.terms, json.dumps(hit.terms)),
+        )
+        for result in results
+        for hit in result.hits
+    ]
+    if rows:
+        # Hundreds of thousands of rows on a big day: straight to the driver, whose
+        # executemany costs a fraction of SQLAlchemy's per-row parameter handling.
+        mark = "?" if session.get_bind().dialect.paramstyle == "qmark" else "%s"
+        session.connection().exec_driver_sql(
+            "INSERT INTO paper_match (digest_id, topic_id, paper_id, score, terms) "
+            f"VALUES ({', '.join([mark] * 5)})",
+            rows,
+        )
+    return len(rows)
+
+
 def match_query(engine: Engine, digest_id: int, query: str | Node) -> list[PaperHit]:
     """One query against one digest, nothing stored: for trying a query out."""
     node = parse(query) if isinstance(query, str) else query
     with Session(engine) as session:
         papers = _papers(session, digest_id)
-    index = DigestIndex([(p.title, p.abstract) for p in papers])
-    return _resolve(papers, index.match(node))
+    return _resolve(papers, _index(papers).match(node))
 
 
 def match_recent(session: Session, topic: Topic, since: datetime) -> None:
@@ -90,19 +120,8 @@ def match_recent(session: Session, topic: Topic, since: datetime) -> None:
     stored = 0
     for digest_id in digests:
         papers = _papers(session, digest_id)
-        index = DigestIndex([(p.title, p.abstract) for p in papers])
-        for hit in _resolve(papers, index.match(node, topic.min_score)):
-            session.add(
-                PaperMatch(
-                    digest_id=digest_id,
-                    topic_id=topic.id,
-                    paper_id=hit.paper.id,
-                    score=hit.score,
-                    terms=list(hit.terms),
-                )
-            )
-            stored += 1
-    session.flush()
+        hits = _resolve(papers, _index(papers).match(node, topic.min_score))
+        stored += _store(session, digest_id, [TopicMatches(topic, hits)])
     log.info(
         "new topic %s matched %d paper(s) in %d recent digest(s)", topic.id, stored, len(digests)
     )
@@ -114,35 +133,14 @@ def match_digest(engine: Engine, digest_id: int) -> list[TopicMatches]:
         sync_catalogue(session)
         papers = _papers(session, digest_id)
         topics = list(session.exec(select(Topic).order_by(col(Topic.id))))
-        index = DigestIndex([(p.title, p.abstract) for p in papers])
+        index = _index(papers)
         results = [
             TopicMatches(topic, _resolve(papers, index.match(parse(topic.query), topic.min_score)))
             for topic in topics
         ]
         session.execute(delete(PaperMatch).where(col(PaperMatch.digest_id) == digest_id))
-        # Many hits share their terms, so each distinct list is encoded once.
-        encoded: dict[tuple[str, ...], str] = {}
-        rows = [
-            (
-                digest_id,
-                result.topic.id,
-                hit.paper.id,
-                hit.score,
-                encoded.get(hit.terms) or encoded.setdefault(hit.terms, json.dumps(hit.terms)),
-            )
-            for result in results
-            for hit in result.hits
-        ]
-        if rows:
-            # Hundreds of thousands of rows on a big day: straight to the driver, whose
-            # executemany costs a fraction of SQLAlchemy's per-row parameter handling.
-            mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-            session.connection().exec_driver_sql(
-                "INSERT INTO paper_match (digest_id, topic_id, paper_id, score, terms) "
-                f"VALUES ({', '.join([mark] * 5)})",
-                rows,
-            )
-    log.info("digest %s matched: %d matches over %d topics", digest_id, len(rows), len(topics))
+        stored = _store(session, digest_id, results)
+    log.info("digest %s matched: %d matches over %d topics", digest_id, stored, len(topics))
     return results
 
 
@@ -239,6 +237,6 @@ class PaperSearch:
             if version != self._version:
                 newest = select(Paper).order_by(col(Paper.id).desc()).limit(self.window)
                 self._papers = list(session.exec(newest))
-                self._index = DigestIndex([(p.title, p.abstract) for p in self._papers])
+                self._index = _index(self._papers)
                 self._version = version
             return self._papers, self._index
