@@ -67,15 +67,17 @@ class _Starts:
         last = self._last.get(reader.id)
         if last is not None:
             return last
-        since = (reader.email_confirmed_at or now) - FIRST_MAIL_REACH
-        before = bisect.bisect_right(self._stamps, since)
-        return self._ids[before - 1] if before else 0
+        return self._newest_by((reader.email_confirmed_at or now) - FIRST_MAIL_REACH)
 
     def newest_at(self, reader: Subscriber, moment: datetime) -> int:
         """The newest digest stored by `moment` (0: none); for a reader who has had no mail
         yet, simply the newest."""
         if reader.id not in self._last:
             return self._ids[-1] if self._ids else 0
+        return self._newest_by(moment)
+
+    def _newest_by(self, moment: datetime) -> int:
+        """The newest digest stored by `moment` (0: none)."""
         before = bisect.bisect_right(self._stamps, moment)
         return self._ids[before - 1] if before else 0
 
