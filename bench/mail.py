@@ -18,7 +18,7 @@ does the same job as `send_due`); and, for scale, the SMTP leg alone (one mail s
 and over through `SmtpTransport` on `--connections` connections, no database, no
 rendering). Both sides' CPU use is printed: a side near 100% is the limit. Run by hand:
 
-    python bench/email.py [--subscribers 10000] [--papers-per-mail 10] [--connections 16]
+    python bench/mail.py [--subscribers 10000] [--papers-per-mail 10] [--connections 16]
                           [--naive-sample 300] [--profile] [--stock-sink]
 
 16 connections by default: the sender commits outcomes once half its connections wait on
@@ -29,17 +29,13 @@ then paperboy's and the mail libraries' by cumulative time); `--stock-sink` runs
 unchanged (see `sink`).
 """
 
-# ruff: noqa: E402 - the import path must be fixed before the imports below (see HERE).
+# ruff: noqa: E402 - the import path must be fixed before the imports below (see ROOT).
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-# This file is named like the standard library's `email`, and `python bench/email.py` puts its
-# folder first on the import path, where `import email` anywhere would find this script: move
-# the folder to the end (it is still needed there for `ingest`).
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
