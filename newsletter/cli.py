@@ -18,6 +18,7 @@ from newsletter.cli_common import fail as _fail
 from newsletter.cli_common import open_engine as _engine
 from newsletter.cli_feeds import feeds_app
 from newsletter.cli_mail import email_app, subscribers_app, web
+from newsletter.cli_quality import quality
 from newsletter.cli_service import register as register_service
 from newsletter.config import get_settings
 from newsletter.db import DatabaseError, describe, open_database
@@ -49,6 +50,7 @@ app.add_typer(email_app, name="email")
 app.add_typer(subscribers_app, name="subscribers")
 app.add_typer(feeds_app, name="feeds")
 app.command()(web)
+app.command()(quality)
 register_service(app)
 
 

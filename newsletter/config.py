@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     outbox_dir: Path = Path("outbox")
     """Where mails (`.eml`) and Discord posts (`.json`) are written when there is no SMTP host
     or Discord token: what would have been sent."""
+    catalogue_file: FilePath | None = None
+    """Your own topic catalogue (the format of the built-in `newsletter/catalogue.toml`);
+    unset: the built-in one."""
     templates_dir: Path | None = None
     """Your own copies of the templates; files missing there come from the built-in ones."""
     base_url: str = "http://127.0.0.1:8080"

@@ -11,9 +11,11 @@ import tomllib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
 from sqlmodel import Session, col, select
 
+from newsletter.config import get_settings
 from newsletter.models import Topic
 from newsletter.query import Node, QueryError, canonical, parse
 
@@ -31,20 +33,57 @@ class CatalogueTopic:
     query: str
     node: Node
     min_score: float = CATALOGUE_MIN_SCORE
+    description: str = ""
+    """One sentence a person reads in /topics and on the web before subscribing."""
+    keyword: str = ""
+    """The word one would grep for: `paperboy quality`'s naive baseline."""
+
+
+class CatalogueError(ValueError):
+    """A catalogue entry that cannot be used, naming the file, the topic and the column."""
+
+
+def catalogue() -> tuple[CatalogueTopic, ...]:
+    """The topics of PAPERBOY_CATALOGUE_FILE, else the built-in ones."""
+    return load_catalogue(get_settings().catalogue_file)
 
 
 @cache
-def catalogue() -> tuple[CatalogueTopic, ...]:
-    """The built-in topics; a broken entry stops paperboy with its slug and the query error."""
-    data = tomllib.loads(resources.files("newsletter").joinpath("catalogue.toml").read_text())
+def load_catalogue(path: Path | None) -> tuple[CatalogueTopic, ...]:
+    """A broken entry stops paperboy with the file, its slug and what is wrong."""
+    if path is None:
+        origin = "catalogue.toml (built in)"
+        text = resources.files("newsletter").joinpath("catalogue.toml").read_text()
+    else:
+        origin, text = str(path), path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise CatalogueError(f"{origin}: {err}") from None
     topics = []
-    for entry in data["topic"]:
+    for number, entry in enumerate(data.get("topic", []), start=1):
+        slug = entry.get("slug")
+        where = f"{origin}: topic {slug!r}" if slug else f"{origin}: topic number {number}"
+        missing = [key for key in ("slug", "name", "query") if not entry.get(key)]
+        if missing:
+            raise CatalogueError(f"{where}: {', '.join(missing)} missing")
         try:
             node = parse(entry["query"])
         except QueryError as err:
-            raise ValueError(f"catalogue.toml: topic {entry['slug']!r}: {err}") from None
-        min_score = float(entry.get("min_score", CATALOGUE_MIN_SCORE))
-        topics.append(CatalogueTopic(entry["slug"], entry["name"], entry["query"], node, min_score))
+            raise CatalogueError(f"{where}: query: {err}") from None
+        topics.append(
+            CatalogueTopic(
+                slug,
+                entry["name"],
+                entry["query"],
+                node,
+                float(entry.get("min_score", CATALOGUE_MIN_SCORE)),
+                entry.get("description", ""),
+                entry.get("keyword", entry["name"]),
+            )
+        )
+    if not topics:
+        raise CatalogueError(f"{origin}: no [[topic]] entries")
     return tuple(topics)
 
 
