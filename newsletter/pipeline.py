@@ -29,7 +29,7 @@ from newsletter.models import (
 )
 from newsletter.queries import UnknownDigest
 from newsletter.query import Node, parse
-from newsletter.topics import sync_catalogue
+from newsletter.topics import sync_catalogue, topic_node
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def match_recent(session: Session, topic: Topic, since: datetime) -> None:
     digests = session.exec(
         select(Digest.id).where(Digest.ingested_at >= since, col(Digest.id).in_(matched))
     ).all()
-    node = parse(topic.query)
+    node = topic_node(topic)
     stored = 0
     for digest_id in digests:
         papers = _papers(session, digest_id)
@@ -135,7 +135,7 @@ def match_digest(engine: Engine, digest_id: int) -> list[TopicMatches]:
         topics = list(session.exec(select(Topic).order_by(col(Topic.id))))
         index = _index(papers)
         results = [
-            TopicMatches(topic, _resolve(papers, index.match(parse(topic.query), topic.min_score)))
+            TopicMatches(topic, _resolve(papers, index.match(topic_node(topic), topic.min_score)))
             for topic in topics
         ]
         session.execute(delete(PaperMatch).where(col(PaperMatch.digest_id) == digest_id))

@@ -176,11 +176,14 @@ def _positive(node: Node) -> bool:
     return all(_positive(c) for c in node.children)
 
 
-def parse(query: str) -> Node:
-    """Compile a query, or raise `QueryError` pointing at the column where it went wrong."""
-    if len(query) > MAX_QUERY_CHARS:
+def parse(query: str, max_chars: int = MAX_QUERY_CHARS) -> Node:
+    """Compile a query, or raise `QueryError` pointing at the column where it went wrong.
+
+    `max_chars` bounds what a person may type; the catalogue, written by the operator, allows
+    more."""
+    if len(query) > max_chars:
         raise QueryError(
-            query[:MAX_QUERY_CHARS], MAX_QUERY_CHARS, "queries are limited to 500 characters"
+            query[:max_chars], max_chars, f"queries are limited to {max_chars} characters"
         )
     node = _Parser(query).parse()
     if not _positive(node):

@@ -23,6 +23,16 @@ from newsletter.query import Node, QueryError, canonical, parse
 # ("unlike knowledge distillation, we ...") does not make a paper about the topic. A person's
 # own query keeps the model default of 1, any hit, because they wrote exactly what they want.
 CATALOGUE_MIN_SCORE = 2.0
+# A field's topic can take a long list of its terms; a person's query is held to the default.
+CATALOGUE_QUERY_CHARS = 2_000
+CANONICAL_CHARS = 2_000  # topic.canonical's column
+
+
+def topic_node(topic: Topic) -> Node:
+    """A stored topic's compiled query: catalogue topics may be longer than a person's."""
+    return parse(topic.query, CATALOGUE_QUERY_CHARS)
+
+
 _SYNCED = "paperboy.catalogue_synced"
 
 
@@ -68,9 +78,11 @@ def load_catalogue(path: Path | None) -> tuple[CatalogueTopic, ...]:
         if missing:
             raise CatalogueError(f"{where}: {', '.join(missing)} missing")
         try:
-            node = parse(entry["query"])
+            node = parse(entry["query"], CATALOGUE_QUERY_CHARS)
         except QueryError as err:
             raise CatalogueError(f"{where}: query: {err}") from None
+        if len(canonical(node)) > CANONICAL_CHARS:
+            raise CatalogueError(f"{where}: query: over {CANONICAL_CHARS} characters as stored")
         topics.append(
             CatalogueTopic(
                 slug,
