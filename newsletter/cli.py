@@ -331,7 +331,7 @@ def subscriptions(email: EmailOption = None, discord: DiscordOption = None) -> N
 
 def _highlighted(text: str, hit: PaperHit, limit: int | None = None, style: str = "") -> Text:
     """The text with the words that made the match in bold yellow, cut to `limit` characters."""
-    wanted = {word for term in hit.terms for word in stems(term)}
+    wanted = {word for term in hit.terms if not term.startswith("cat:") for word in stems(term)}
     cut = text if limit is None or len(text) <= limit else text[:limit] + "…"
     shown = Text(cut, style=style)
     for word, start, end in spans(shown.plain):

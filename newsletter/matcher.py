@@ -12,11 +12,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from newsletter.query import And, Node, Not, Term, terms
+from newsletter.categories import archive
+from newsletter.query import And, Category, Node, Not, Term, categories, terms
 from newsletter.words import stems
 
 # A hit in the title says more about what a paper is about than one in the abstract.
 TITLE_WEIGHT = 3.0
+# Being listed in a category the query names says as much as a title hit: the authors chose
+# it (arXiv's moderators check it), so it clears a catalogue topic's bar on its own.
+CATEGORY_WEIGHT = 3.0
 
 
 @dataclass(frozen=True)
@@ -71,14 +75,23 @@ def _bits(mask: int) -> Iterable[int]:
 
 
 class DigestIndex:
-    """A digest's papers, tokenised once, ready for any number of queries."""
+    """A digest's papers, tokenised once, ready for any number of queries.
 
-    def __init__(self, papers: Sequence[tuple[str, str]]) -> None:
+    `listed` gives each paper's arXiv categories where the source has them (RSS and Atom)."""
+
+    def __init__(
+        self, papers: Sequence[tuple[str, str]], listed: Sequence[Sequence[str]] = ()
+    ) -> None:
         self.size = len(papers)
         self.everything = (1 << self.size) - 1
         self.title = _Field([title for title, _ in papers])
         self.abstract = _Field([abstract for _, abstract in papers])
         self._masks: dict[Term, int] = {}
+        self._listed: dict[str, int] = defaultdict(int)
+        for number, names in enumerate(listed):
+            for name in names:
+                self._listed[name] |= 1 << number
+                self._listed[archive(name)] |= 1 << number
 
     def term_mask(self, term: Term) -> int:
         """Papers holding the term; cached, since many queries share their words."""
@@ -90,6 +103,8 @@ class DigestIndex:
     def mask(self, node: Node) -> int:
         if isinstance(node, Term):
             return self.term_mask(node)
+        if isinstance(node, Category):
+            return self._listed.get(node.name, 0)
         if isinstance(node, Not):
             return self.everything & ~self.mask(node.child)
         masks = (self.mask(child) for child in node.children)
@@ -106,6 +121,7 @@ class DigestIndex:
         """
         positive = {(t.words, t.title_only): t for t in reversed(list(terms(node)))}
         candidates = [(t, self.term_mask(t)) for t in reversed(positive.values())]
+        named = [(c, self.mask(c)) for c in dict.fromkeys(categories(node))]
         hits = []
         for paper in _bits(self.mask(node)):
             title: list[tuple[int, int]] = []
@@ -125,7 +141,11 @@ class DigestIndex:
                     title += in_title
                     abstract += in_abstract
                     found.append(term.text)
-            score = TITLE_WEIGHT * _places(title) + _places(abstract)
+            listed = [f"cat:{c.name}" for c, holders in named if (holders >> paper) & 1]
+            found += listed
+            score = (
+                TITLE_WEIGHT * _places(title) + _places(abstract) + CATEGORY_WEIGHT * len(listed)
+            )
             if score >= min_score:
                 hits.append(Hit(paper, score, tuple(dict.fromkeys(found))))
         hits.sort(key=lambda hit: (-hit.score, hit.paper))

@@ -69,7 +69,7 @@ def _resolve(papers: list[Paper], hits: list[Hit]) -> list[PaperHit]:
 
 
 def _index(papers: list[Paper]) -> DigestIndex:
-    return DigestIndex([(p.title, p.abstract) for p in papers])
+    return DigestIndex([(p.title, p.abstract) for p in papers], [p.categories for p in papers])
 
 
 def _store(session: Session, digest_id: int, results: list[TopicMatches]) -> int:

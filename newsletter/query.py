@@ -1,4 +1,5 @@
-"""The topic query language: words, "phrases", AND / OR / NOT (or -word), parentheses, title:.
+"""The topic query language: words, "phrases", AND / OR / NOT (or -word), parentheses, title:,
+and cat: for an arXiv category (cat:cs.CV) or a whole archive (cat:q-bio).
 
 Adjacent terms are ANDed; NOT binds tighter than AND, AND tighter than OR. Operators may be
 written in any case. Matching is on word stems, so a query compiles to a tree of `Term`s whose
@@ -10,12 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from newsletter.categories import known_category
 from newsletter.words import stems
 
 MAX_QUERY_CHARS = 500
 _TOKEN = re.compile(
-    r'\s*(?:(?P<open>\()|(?P<close>\))|(?P<phrase>"[^"]*"?)|(?P<title>title:)|(?P<minus>-)'
-    r'|(?P<word>[^\s()"]+))',
+    r'\s*(?:(?P<open>\()|(?P<close>\))|(?P<phrase>"[^"]*"?)|(?P<title>title:)'
+    r'|(?P<category>cat:[^\s()"]*)|(?P<minus>-)|(?P<word>[^\s()"]+))',
     re.IGNORECASE,
 )
 _OPERATORS = {"and", "or", "not"}
@@ -48,6 +50,13 @@ class Term:
 
 
 @dataclass(frozen=True)
+class Category:
+    """A paper listed in an arXiv category (or any category of an archive, like `q-bio`)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Not:
     child: Node
 
@@ -62,7 +71,7 @@ class Or:
     children: tuple[Node, ...]
 
 
-Node = Term | Not | And | Or
+Node = Term | Category | Not | And | Or
 
 
 @dataclass(frozen=True)
@@ -145,7 +154,7 @@ class _Parser:
         self.take()
         if token.kind == "title":
             following = self.peek()
-            if following is None or following.kind not in ("word", "phrase", "open"):
+            if following is None or following.kind not in ("word", "phrase", "open", "category"):
                 raise self.error(following, "title: must be followed by a word, phrase or '('")
             return self.parse_primary(title_only=True)
         if token.kind == "open":
@@ -155,6 +164,15 @@ class _Parser:
                 raise self.error(token, "this '(' is never closed: add a ')'")
             self.take()
             return inner
+        if token.kind == "category":
+            if title_only:
+                raise self.error(token, "title: and cat: do not combine: a category is no title")
+            name = known_category(token.text[len("cat:") :])
+            if name is None:
+                raise self.error(
+                    token, f"{token.text!r} is no arXiv category (like cat:cs.CV or cat:q-bio)"
+                )
+            return Category(name)
         if token.kind in ("word", "phrase"):
             # fine-tuning or GPT-4 are phrases of their parts, as the tokeniser splits them
             text = token.text[1:-1].strip() if token.kind == "phrase" else token.text
@@ -167,7 +185,7 @@ class _Parser:
 
 def _positive(node: Node) -> bool:
     """Whether the node can match by what a paper says, not only by what it leaves out."""
-    if isinstance(node, Term):
+    if isinstance(node, Term | Category):
         return True
     if isinstance(node, Not):
         return False
@@ -199,6 +217,8 @@ def canonical(node: Node) -> str:
         text = " ".join(node.words)
         text = f'"{text}"' if len(node.words) > 1 else text
         return f"title:{text}" if node.title_only else text
+    if isinstance(node, Category):
+        return f"cat:{node.name}"
     if isinstance(node, Not):
         return f"NOT {canonical(node.child)}"
     joiner = " AND " if isinstance(node, And) else " OR "
@@ -209,6 +229,15 @@ def terms(node: Node) -> list[Term]:
     """The positive terms: the ones whose presence makes a paper match and scores it."""
     if isinstance(node, Term):
         return [node]
-    if isinstance(node, Not):
+    if isinstance(node, Category | Not):
         return []
     return [t for child in node.children for t in terms(child)]
+
+
+def categories(node: Node) -> list[Category]:
+    """The categories whose listing makes a paper match and scores it."""
+    if isinstance(node, Category):
+        return [node]
+    if isinstance(node, Term | Not):
+        return []
+    return [c for child in node.children for c in categories(child)]

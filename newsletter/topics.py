@@ -47,6 +47,8 @@ class CatalogueTopic:
     """One sentence a person reads in /topics and on the web before subscribing."""
     keyword: str = ""
     """The word one would grep for: `paperboy quality`'s naive baseline."""
+    aliases: tuple[str, ...] = ()
+    """Other names people type for it (and labels files use)."""
 
 
 class CatalogueError(ValueError):
@@ -92,6 +94,7 @@ def load_catalogue(path: Path | None) -> tuple[CatalogueTopic, ...]:
                 float(entry.get("min_score", CATALOGUE_MIN_SCORE)),
                 entry.get("description", ""),
                 entry.get("keyword", entry["name"]),
+                tuple(entry.get("aliases", ())),
             )
         )
     if not topics:
@@ -120,7 +123,7 @@ def sync_catalogue(session: Session) -> None:
 def find_catalogue_topic(text: str) -> CatalogueTopic | None:
     wanted = text.strip().casefold()
     for entry in catalogue():
-        if wanted in (entry.slug, entry.name.casefold()):
+        if wanted in (entry.slug, entry.name.casefold(), *map(str.casefold, entry.aliases)):
             return entry
     return None
 

@@ -27,7 +27,9 @@ from newsletter.ingest import ingest_bytes
 from newsletter.models import Delivery, Paper, PaperMatch
 from newsletter.people import set_dm
 from newsletter.pipeline import match_digest
+from newsletter.query import terms
 from newsletter.subscriptions import Who, subscribe
+from newsletter.topics import find_catalogue_topic
 from tests.conftest import NOW, SEED
 from tests.mailing import CLOCK, Clock
 
@@ -88,9 +90,11 @@ async def test_the_seed_digest_is_posted_to_a_feed_as_json_payloads(
         assert_within_discord_limits(message)
     first = messages[0]["embeds"][0]
     assert first["url"].startswith("https://")
-    assert {"name": "Matched", "value": "reinforcement learning, RL", "inline": True} in first[
-        "fields"
-    ]
+    [matched] = [f for f in first["fields"] if f["name"] == "Matched"]
+    topic = find_catalogue_topic("reinforcement-learning")
+    assert topic is not None
+    assert "reinforcement learning" in matched["value"].split(", ")
+    assert set(matched["value"].split(", ")) <= {term.text for term in terms(topic.node)}
 
 
 async def test_a_digest_is_queued_once_per_feed_however_often_it_is_matched(
