@@ -5,9 +5,12 @@ catalogue plus generated keyword queries (5,000 distinct in all) and 100,000 sub
 with one to three subscriptions each, skewed so popular topics are shared. Then times
 `match_digest` (every topic against every paper, matches stored) and `fan_out` (who gets
 what, one query), and a naive loop that tests each subscriber's query against each paper,
-re-tokenising the paper every time, on a sample, extrapolated. Run by hand:
+re-tokenising the paper every time, on a sample, extrapolated. With --real, also real days
+(files or folders of digests): every one matched with the catalogue, and the share of papers
+each catalogue topic takes, which says whether a topic floods its readers. Run by hand:
 
     python bench/match.py [--papers 1000] [--queries 5000] [--subscribers 100000]
+                          [--real ../shared/samples/hf-daily-papers-unlabelled]
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import capture, generate  # noqa: E402
 
 from newsletter.db import open_database  # noqa: E402
+from newsletter.inbox import digest_files, read_digest  # noqa: E402
 from newsletter.ingest import ingest_bytes  # noqa: E402
 from newsletter.models import Subscriber, Subscription, Topic  # noqa: E402
 from newsletter.pipeline import fan_out, match_digest, papers_for  # noqa: E402
 from newsletter.query import And, Node, Not, Term, canonical, parse  # noqa: E402
-from newsletter.topics import sync_catalogue  # noqa: E402
+from newsletter.topics import catalogue, sync_catalogue  # noqa: E402
 from newsletter.words import stems  # noqa: E402
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -45,7 +49,7 @@ NOW = datetime(2026, 11, 25, tzinfo=UTC)
 def keyword_queries(papers: list[tuple[str, str]], wanted: int, rng: random.Random) -> list[str]:
     """Queries over words that 0.2-2% of papers use: as selective as real keyword topics."""
     frequency = Counter(w for t, a in papers for w in set(t.lower().split() + a.lower().split()))
-    low, high = len(papers) * 0.002, len(papers) * 0.02
+    low, high = max(1, len(papers) * 0.002), max(3, len(papers) * 0.02)  # tiny smoke runs too
     words = sorted(w for w, n in frequency.items() if low <= n <= high and w.isalpha())
     shapes = ("{a} OR {b}", '"{a} {b}" OR {c}', "title:{a} OR {b}", "{a} -{b}", "({a} OR {b}) {c}")
     queries: dict[str, str] = {}
@@ -110,12 +114,35 @@ def naive_matches(node: Node, title: str, abstract: str) -> bool:
     return holds(node)
 
 
+def real_days(paths: list[str]) -> None:
+    """Real digests through ingest and match: time per paper, and each topic's share."""
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = open_database(f"sqlite:///{Path(tmp) / 'real.db'}")
+        papers, spent, taken = 0, 0.0, Counter[str]()
+        names = {entry.slug: entry.name for entry in catalogue()}
+        for name in digest_files(paths):
+            stored = ingest_bytes(engine, read_digest(name), name, NOW)
+            if stored.digest_id is None:
+                continue
+            papers += stored.papers
+            began = time.perf_counter()
+            for result in match_digest(engine, stored.digest_id):
+                if result.topic.slug in names:
+                    taken[result.topic.slug] += len(result.hits)
+            spent += time.perf_counter() - began
+        engine.dispose()
+    print(f"real days: {papers:,} papers matched in {spent:.2f} s; share of papers per topic:")
+    for slug in sorted(names, key=lambda s: -taken[s]):
+        print(f"  {names[slug]:<48}{taken[slug]:>6,}  {taken[slug] / max(papers, 1):>6.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--papers", type=int, default=1_000)
     parser.add_argument("--queries", type=int, default=5_000)
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--naive-sample", type=int, default=50)
+    parser.add_argument("--real", nargs="*", default=[], help="real digest files or folders")
     args = parser.parse_args()
     rng = random.Random(7)
     pairs = generate(args.papers, rng)
@@ -123,7 +150,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = open_database(f"sqlite:///{Path(tmp) / 'match.db'}")
         digest = ingest_bytes(engine, capture(pairs), "bench", NOW)
-        generated = keyword_queries(papers, args.queries - 27, rng)
+        generated = keyword_queries(papers, args.queries - len(catalogue()), rng)
         began = time.perf_counter()
         populate(engine, generated, args.subscribers, rng)
         with Session(engine) as session:
@@ -189,6 +216,8 @@ def main() -> None:
         )
         print(f"ratio: {naive_total / total:,.0f}x faster than the naive loop (target >= 20x)")
         engine.dispose()
+    if args.real:
+        real_days(args.real)
 
 
 if __name__ == "__main__":

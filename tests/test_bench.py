@@ -1,0 +1,44 @@
+"""The benchmarks still run: each script once at tiny sizes, as a user starts it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import DATA, ROOT
+
+
+def _run(script: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT / "bench",  # where a script's name could shadow a standard module
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_matching_bench_runs_and_reports_each_figure() -> None:
+    day = DATA / "labels" / "days" / "2024-06-17.json"
+    printed = _run(
+        "match.py",
+        *("--papers", "40", "--queries", "80", "--subscribers", "100", "--naive-sample", "2"),
+        *("--real", str(day)),
+    )
+    for figure in ("match_digest:", "fan_out:", "naive loop:", "real days: 18 papers"):
+        assert figure in printed
+
+
+def test_the_ingest_bench_runs_and_reports_its_rates() -> None:
+    printed = _run("ingest.py", "--papers", "20", "--repeat", "1")
+    assert "papers/s" in printed
+
+
+@pytest.mark.parametrize("script", ["match.py", "ingest.py", "mail.py", "discord.py"])
+def test_every_bench_script_imports_from_its_own_folder(script: str) -> None:
+    """A script named like a standard module (bench/email.py was) breaks its neighbours."""
+    _run(script, "--help")
