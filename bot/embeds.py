@@ -67,7 +67,7 @@ def paper_embed(paper: PaperView, topic: str | None = None) -> discord.Embed:
     if paper.authors:
         embed.set_author(name=clean(paper.authors, AUTHOR_CHARS))
     if paper.terms:
-        embed.add_field(name="Matched", value=clean(", ".join(paper.terms), FIELD_CHARS))
+        embed.add_field(name="Matched", value=clean(paper.why, FIELD_CHARS))
     if paper.upvotes is not None:
         embed.add_field(name="Upvotes", value=str(paper.upvotes))
     if topic:

@@ -25,6 +25,7 @@ from newsletter.db import DatabaseError, describe, open_database
 from newsletter.feeds import queue_posts
 from newsletter.inbox import digest_files, read_digest
 from newsletter.ingest import IngestResult, Outcome, ingest_bytes
+from newsletter.matcher import explain
 from newsletter.pipeline import PaperHit, latest_digest_id, match_digest, match_query, take_in
 from newsletter.queries import ListedPaper, UnknownDigest, list_digests, list_papers
 from newsletter.query import QueryError
@@ -365,7 +366,7 @@ def match(
         raise _refuse(problem) from None
     if results is None:
         table = Table(title=f"digest {digest_id}: {query}")
-        for name in ("score", "paper", "terms"):
+        for name in ("score", "paper", "why"):
             table.add_column(name, overflow="fold")
         for hit in hits:
             table.add_row(
@@ -375,7 +376,7 @@ def match(
                     "\n",
                     _highlighted(hit.paper.abstract, hit, limit=300, style="dim"),
                 ),
-                Text(", ".join(hit.terms)),
+                Text(explain(hit.terms)),
             )
         out.print(table)
         out.print(f"{len(hits)} paper(s) match")

@@ -152,6 +152,19 @@ class DigestIndex:
         return hits
 
 
+def explain(terms: Sequence[str], score: float | None = None) -> str:
+    """Why a paper is there, for a reader: the words that hit, the categories it is listed in,
+    and the score they add up to (a title hit 3, each place in the abstract 1, a category 3)."""
+    words = [term for term in terms if not term.startswith("cat:")]
+    listed = [term.removeprefix("cat:") for term in terms if term.startswith("cat:")]
+    parts = [", ".join(words)] if words else []
+    if listed:
+        parts.append("listed in " + ", ".join(listed))
+    if score is not None:
+        parts.append(f"score {score:g}")
+    return " · ".join(parts)
+
+
 def _places(spans: list[tuple[int, int]]) -> int:
     """Word spans not inside another: one per place in the text that some term hit."""
     if len(spans) < 2:

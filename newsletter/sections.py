@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from sqlalchemy import Row
 from sqlmodel import Session, col, select
 
+from newsletter.matcher import explain
 from newsletter.models import Paper, PaperMatch, Subscription, Topic
 
 ABSTRACT_CHARS = 600
@@ -42,9 +43,17 @@ class PaperView:
     terms: tuple[str, ...]
     abstract: str
     upvotes: int | None = None
+    score: float | None = None
+
+    @property
+    def why(self) -> str:
+        """What made it match, as mails and embeds say it."""
+        return explain(self.terms, self.score)
 
     @classmethod
-    def of(cls, paper: PaperFields, terms: tuple[str, ...]) -> PaperView:
+    def of(
+        cls, paper: PaperFields, terms: tuple[str, ...], score: float | None = None
+    ) -> PaperView:
         names = list(paper.authors or [])
         authors = ", ".join(names[:AUTHORS_SHOWN]) + (
             " et al." if len(names) > AUTHORS_SHOWN else ""
@@ -52,7 +61,7 @@ class PaperView:
         abstract = paper.abstract or ""
         if len(abstract) > ABSTRACT_CHARS:
             abstract = abstract[:ABSTRACT_CHARS].rsplit(" ", 1)[0] + " …"
-        return cls(paper.title, paper.url or "", authors, terms, abstract, paper.upvotes)
+        return cls(paper.title, paper.url or "", authors, terms, abstract, paper.upvotes, score)
 
 
 @dataclass(frozen=True)
@@ -148,7 +157,9 @@ def sections_for(session: Session, windows: Iterable[Window]) -> dict[int, list[
         sections = []
         for topic, entries in grouped.items():
             entries.sort(key=lambda e: (-e[0], e[1]))
-            views = tuple(PaperView.of(papers[p], tuple(terms)) for _, p, terms in entries)
+            views = tuple(
+                PaperView.of(papers[p], tuple(terms), score) for score, p, terms in entries
+            )
             sections.append((-entries[0][0], names[topic], Section(names[topic], views)))
         sections.sort(key=lambda entry: (entry[0], entry[1]))
         done[alike] = [section for *_, section in sections]

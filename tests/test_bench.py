@@ -26,7 +26,7 @@ def test_the_matching_bench_runs_and_reports_each_figure() -> None:
     day = DATA / "labels" / "days" / "2024-06-17.json"
     printed = _run(
         "match.py",
-        *("--papers", "40", "--queries", "80", "--subscribers", "100", "--naive-sample", "2"),
+        *("--papers", "40", "--queries", "80", "--subscribers", "100", "--naive-sample", "100"),
         *("--real", str(day)),
     )
     for figure in ("match_digest:", "fan_out:", "naive loop:", "real days: 18 papers"):

@@ -241,7 +241,7 @@ async def test_digest_shows_my_papers_of_the_newest_digest(
     wanted = {term.text for term in terms(topic.node)}
     for embed in data["embeds"]:
         matched = next(f["value"] for f in embed["fields"] if f["name"] == "Matched")
-        assert set(matched.split(", ")) <= wanted
+        assert set(matched.split(" · ")[0].split(", ")) <= wanted
 
 
 async def test_digest_refuses_a_date_that_is_not_one(

@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -259,7 +260,7 @@ def test_email_send_after_ingest_writes_eml_files_and_says_where(
     paperboy: Run, tmp_path: Path
 ) -> None:
     ingested = paperboy("ingest", str(SEED))  # matches the digest too: no `match` needed
-    assert "matched 23 topic(s)" in ingested.stdout
+    assert re.search(r"matched \d+ topic\(s\)", ingested.stdout)
     paperboy("subscribe", "--email", "ann@example.org", "--hour", "0", "continual-learning")
     paperboy("subscribers", "confirm", "ann@example.org")
 

@@ -93,8 +93,10 @@ async def test_the_seed_digest_is_posted_to_a_feed_as_json_payloads(
     [matched] = [f for f in first["fields"] if f["name"] == "Matched"]
     topic = find_catalogue_topic("reinforcement-learning")
     assert topic is not None
-    assert "reinforcement learning" in matched["value"].split(", ")
-    assert set(matched["value"].split(", ")) <= {term.text for term in terms(topic.node)}
+    words, score = matched["value"].split(" · ")
+    assert "reinforcement learning" in words.split(", ")
+    assert set(words.split(", ")) <= {term.text for term in terms(topic.node)}
+    assert score.startswith("score ")
 
 
 async def test_a_digest_is_queued_once_per_feed_however_often_it_is_matched(

@@ -69,5 +69,5 @@ class Papers(commands.Cog):
         if not hits:
             await reply(interaction, "No stored paper matches that query.")
             return
-        embeds = [paper_embed(PaperView.of(hit.paper, hit.terms)) for hit in hits]
+        embeds = [paper_embed(PaperView.of(hit.paper, hit.terms, hit.score)) for hit in hits]
         await _show(interaction, f"Best {len(hits)} match(es) for {query}", embeds)
