@@ -38,6 +38,7 @@ from newsletter.subscriptions import (
 )
 from newsletter.subscriptions import subscribe as subscribe_to
 from newsletter.subscriptions import unsubscribe as unsubscribe_from
+from newsletter.topics import catalogue
 from newsletter.words import spans, stems
 
 app = typer.Typer(
@@ -266,10 +267,12 @@ def topics() -> None:
     table.add_column("query", overflow="ellipsis", no_wrap=True, max_width=40)
     table.add_column("subscribers", justify="right")
     table.add_column("channels", justify="right")
+    described = {entry.slug: entry.description for entry in catalogue()}
     for row in topic_counts(_engine()):
+        description = described.get(row.topic.slug or "", "")
         table.add_row(
             row.topic.slug or "(query)",
-            Text(row.topic.name),
+            Text.assemble(row.topic.name, ("\n" + description if description else "", "dim")),
             Text(row.topic.query, style="dim"),
             str(row.subscribers),
             str(row.channel_feeds),

@@ -136,6 +136,11 @@ async def test_topics_pages_through_the_catalogue_with_buttons(
     assert pages >= 3
     assert data["flags"] & EPHEMERAL
     assert data["embeds"][0]["footer"]["text"].startswith(f"page 1 of {pages}")
+    shown = data["embeds"][0]["description"]
+    described = [
+        t for t in catalogue() if f"**{t.name}** · 0 follower(s)\n{t.description}" in shown
+    ]
+    assert len(described) == PAGE
     buttons = data["components"][0]["components"]
     assert [b["label"] for b in buttons] == ["Previous", "Next"]
     assert buttons[0]["disabled"] is True

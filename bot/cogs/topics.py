@@ -136,8 +136,10 @@ class Topics(commands.Cog):
     async def topics(self, interaction: discord.Interaction) -> None:
         """The topic catalogue, with how many people follow each."""
         counts = await self.bot.db(topic_counts, self.bot.engine)
+        described = {entry.slug: entry.description for entry in catalogue()}
         lines = [
-            f"**{clean(c.topic.name, 100)}** · {c.subscribers} follower(s)"
+            f"**{clean(c.topic.name, 100)}** · {c.subscribers} follower(s)\n"
+            f"{clean(described.get(c.topic.slug or '', ''), 200)}"
             for c in counts
             if c.topic.builtin
         ]
