@@ -86,8 +86,15 @@ def enqueue(session: Session, rows: Sequence[dict[str, Any]]) -> int:
         .on_conflict_do_nothing(index_elements=["key"])
         .returning(Delivery.__table__.c.id)  # type: ignore[attr-defined]
     )
+    # One executemany takes rows of one shape: a post (channel_feed_id) and a DM (person_id)
+    # queued together would leave a bind parameter unset. Rows are grouped by their columns
+    # instead of padded with None, which would override the columns' defaults.
+    shapes: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row in rows:
+        shapes.setdefault(frozenset(row), []).append(dict(row))
+    connection = session.connection()
     # RETURNING counts what went in on both databases, where rowcount does not.
-    return len(session.connection().execute(statement, list(rows)).all())
+    return sum(len(connection.execute(statement, group).all()) for group in shapes.values())
 
 
 def due(kinds: Iterable[str], now: datetime) -> Any:

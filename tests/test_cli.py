@@ -19,6 +19,8 @@ from typer.testing import CliRunner
 from newsletter.cli import with_plugins
 from newsletter.cli_common import err, out
 from newsletter.config import get_settings
+from newsletter.db import open_database
+from newsletter.people import set_dm
 from tests.conftest import DATA, ROOT, SEED
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -274,6 +276,28 @@ def test_email_send_after_ingest_writes_eml_files_and_says_where(
     again = paperboy("email", "send")
     assert "0 daily mail(s) queued" in again.stdout
     assert len(list((tmp_path / "outbox" / "mail").glob("*.eml"))) == 1
+
+
+def test_one_digest_queues_a_channel_post_a_dm_and_a_mail_together(
+    paperboy: Run, database_url: str, tmp_path: Path
+) -> None:
+    """A post and a DM have different columns; queueing both in one go once crashed ingest."""
+    paperboy("feeds", "add", "--guild", "1", "--channel", "2", "agents")
+    paperboy("subscribe", "--discord", "42", "agents")
+    engine = open_database(database_url)
+    set_dm(engine, 42, True)
+    engine.dispose()
+    paperboy("subscribe", "--email", "ann@example.org", "--hour", "0", "agents")
+    paperboy("subscribers", "confirm", "ann@example.org")
+
+    ingested = paperboy("ingest", str(SEED))
+    delivered = paperboy("deliver")
+
+    assert (ingested.returncode, delivered.returncode) == (0, 0)
+    posts = [json.loads(p.read_text()) for p in (tmp_path / "outbox" / "discord").glob("*.json")]
+    assert {p.get("channel_id") for p in posts} - {None} == {2}
+    assert {p.get("user_id") for p in posts} - {None} == {42}
+    assert len(list((tmp_path / "outbox" / "mail").glob("ann@example.org-*.eml"))) == 1
 
 
 def test_email_send_dry_run_sends_nothing(paperboy: Run, tmp_path: Path) -> None:
