@@ -9,10 +9,10 @@ its limits whole, so every field is trimmed and messages are packed to stay insi
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 import discord
-from discord.utils import escape_markdown, escape_mentions
 
 from newsletter.feeds import PostContent
 from newsletter.sections import PaperView, Section
@@ -27,18 +27,40 @@ AUTHOR_CHARS = 256
 FIELD_CHARS = 1024
 # A topic may be a long query of its own; a footer line is enough to name it.
 TOPIC_CHARS = 256
-# A readable post: about six papers a message, each abstract a paragraph.
-ABSTRACT_SHOWN = 700
 COLOUR = 0xF4B400
 NO_MENTIONS: dict[str, list[str]] = {"parse": []}
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+# Everything Discord reads as markup: markdown, spoilers, masked links ([text](url)), the
+# angle-bracket forms (<@id>, <#id>, <t:0:R>, </cmd:id>, <:emoji:id>) and @everyone.
+# Discord, like CommonMark, shows a backslash before punctuation as that character alone,
+# so escaping every one of these keeps the text as written; escaping recognised constructs
+# only (as discord.py's escape_markdown does) leaves live whatever its patterns miss.
+_MARKUP = re.compile(r"([\\*_~`|<>\[\]@])")
+# Headings, quotes and lists are markup only at the start of a line.
+_LINE_START = re.compile(r"^(\d*)([#.\-+])(?=\s)")
+
+
+def _flat(text: str) -> str:
+    """One line of visible characters: breaks (CR, U+2028...) and other control characters
+    become spaces; format characters (bidi overrides, zero-width joiners) are dropped, as
+    they would reorder or hide what a reader sees."""
+    kept = []
+    for char in text:
+        kind = unicodedata.category(char)
+        if kind == "Cf":
+            continue
+        kept.append(" " if kind in ("Cc", "Zl", "Zp") or char.isspace() else char)
+    return " ".join("".join(kept).split())
+
+
+def inert(text: str) -> str:
+    """Untrusted text as a single line that Discord shows exactly as written."""
+    return _LINE_START.sub(r"\1\\\2", _MARKUP.sub(r"\\\1", _flat(text)))
 
 
 def clean(text: str, limit: int) -> str:
-    """Untrusted text as inert, single-line markdown of at most `limit` characters."""
-    flat = " ".join(_CONTROL.sub(" ", text).split())
-    safe = escape_mentions(escape_markdown(flat))
+    """Untrusted text made inert, at most `limit` characters (cut with an ellipsis)."""
+    safe = inert(text)
     if len(safe) <= limit:
         return safe
     cut = safe[: limit - 1]
@@ -55,13 +77,10 @@ def _web_url(url: str) -> str | None:
 
 
 def paper_embed(paper: PaperView, topic: str | None = None) -> discord.Embed:
-    abstract = paper.abstract
-    if len(abstract) > ABSTRACT_SHOWN:
-        abstract = abstract[:ABSTRACT_SHOWN].rsplit(" ", 1)[0] + " …"
     embed = discord.Embed(
         title=clean(paper.title, TITLE_CHARS) or "(untitled)",
         url=_web_url(paper.url),
-        description=clean(abstract, DESCRIPTION_CHARS),
+        description=clean(paper.abstract, DESCRIPTION_CHARS),
         colour=COLOUR,
     )
     if paper.authors:
@@ -101,7 +120,9 @@ def pack(embeds: list[discord.Embed]) -> list[list[discord.Embed]]:
 def messages(content: PostContent) -> list[dict[str, Any]]:
     """The JSON payloads of a post: the header line, then every paper as an embed."""
     if not content.sections:  # a notice: one line of text
-        return [{"content": clean(content.header, CONTENT_CHARS), "allowed_mentions": NO_MENTIONS}]
+        channel = f" (<#{content.about_channel}>)" if content.about_channel else ""
+        text = clean(content.header, CONTENT_CHARS - len(channel)) + channel
+        return [{"content": text, "allowed_mentions": NO_MENTIONS}]
     payloads = []
     for number, group in enumerate(pack(section_embeds(content.sections))):
         payload: dict[str, Any] = {

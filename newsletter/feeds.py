@@ -173,6 +173,9 @@ class PostContent:
     user_id: int | None
     header: str
     sections: list[Section]
+    # A notice is about a channel: the bot names it after the header (the header is text
+    # made inert for Discord, a channel mention is markup).
+    about_channel: int | None = None
 
 
 # What people call each source; a feed's own title (arXiv's) wins where there is one.
@@ -184,8 +187,14 @@ SOURCE_NAMES = {
 }
 
 
+# A feed's own title is the source's text: cut, so a header always shows topic and count.
+LABEL_CHARS = 120
+
+
 def digest_label(digest: Digest) -> str:
     name = digest.title or SOURCE_NAMES.get(digest.source_format, digest.source_format)
+    if len(name) > LABEL_CHARS:
+        name = name[: LABEL_CHARS - 1].rstrip() + "…"
     return f"{name} · {digest.digest_date.isoformat()}"
 
 
@@ -241,9 +250,10 @@ def _content(
         return PostContent(
             None,
             feed.added_by,
-            f"I stopped posting {topic.name if topic else 'papers'} to <#{feed.channel_id}>: "
+            f"I stopped posting {topic.name if topic else 'papers'} to a channel: "
             f"{feed.disabled_reason}. Fix that, then run /feed add again.",
             [],
+            about_channel=feed.channel_id,
         )
     digest = digests.get(delivery.digest_id)
     if digest is None:

@@ -167,6 +167,11 @@ class _Session:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+def shown(text: str) -> str:
+    """What Discord displays: a backslash before punctuation shows that character alone."""
+    return re.sub(r"\\([^A-Za-z0-9\s])", r"\1", text)
+
+
 class DiscordStandIn:
     """Discord's REST API v10 and gateway on 127.0.0.1, recording what the client does.
 
