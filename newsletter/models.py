@@ -141,8 +141,8 @@ class Subscriber(SQLModel, table=True):
     hard_failures: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
     )
-    # Soft bounces (a 4.x.x delivery status notification) since the last mail sent; counted
-    # for the admin to see, never a reason to stop mail on its own.
+    # Soft bounces (delivery status notifications with a 4.x.x status) received: counted for
+    # the admin to see, never a reason to stop mail on their own.
     soft_bounces: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
     )

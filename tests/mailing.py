@@ -12,14 +12,18 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 
-from newsletter.config import Settings
+from newsletter.config import Settings, get_settings
 from newsletter.ingest import ingest_bytes
 from newsletter.mail.compose import Composer
+from newsletter.mail.daily import queue_daily
 from newsletter.mail.links import Links
+from newsletter.mail.send import send_due
 from newsletter.mail.templates import environment
+from newsletter.mail.transports import SmtpTransport
 from newsletter.optin import vouch
 from newsletter.pipeline import match_digest
 from newsletter.subscriptions import Who, subscribe
@@ -114,6 +118,28 @@ def composer(links: Links | None = None) -> Composer:
         links or Links("test-secret", "http://paperboy.test"),
         "paperboy <news@paperboy.test>",
     )
+
+
+LINKS = Links("test-secret", "http://paperboy.test")
+
+
+async def mailed(engine: Engine, smtp: SmtpServer, addresses: list[str]) -> dict[str, EmailMessage]:
+    """Each reader's daily mail, as it arrived at the SMTP server."""
+    readers_with_papers(engine, addresses)
+    queue_daily(engine, CLOCK)
+    transport = SmtpTransport(smtp.settings())
+    await send_due(engine, transport, composer(LINKS), clock=Clock())
+    await transport.close()
+    return {str(m["To"]): m for m in smtp.handler.received}
+
+
+@pytest.fixture
+def signing_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The service's settings carry the key that signed the test's mails."""
+    monkeypatch.setenv("PAPERBOY_SECRET_KEY", "test-secret")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 def readers_with_papers(
