@@ -231,6 +231,7 @@ async def test_an_internationalised_address_fails_on_a_server_without_smtputf8(
 def test_two_installations_give_the_same_delivery_different_message_ids() -> None:
     """Staging and production (or a rebuilt database) number readers alike: the id mixes in
     each installation's secret key, so a client deduplicating by Message-ID keeps both."""
+
     def installation(secret: str) -> Composer:
         return Composer(environment(), Links(secret, "https://p.test"), "news@paperboy.test")
 
