@@ -155,6 +155,8 @@ def send(
     out.print(table)
     for address in summary.suspended:
         out.print(Text(f"suspended after repeated hard bounces: {address}", style="yellow"))
+    if summary.paused:
+        out.print(Text(f"sending paused (no reader blamed): {summary.paused}", style="yellow"))
 
 
 @subscribers_app.command("confirm")

@@ -55,17 +55,29 @@ def free_port() -> int:
 @dataclass
 class Handler:
     """Accepts mail, unless told to answer otherwise: `rcpt` and `data` hold scripted replies
-    used up one per command (None = accept), `drop_data` closes the connection mid-DATA."""
+    used up one per command (None = accept), `drop_data` closes the connection mid-DATA.
+    `greetings` records each transaction's EHLO name; `rcpt_always` answers every RCPT, and
+    `fqdn_helo` refuses RCPT after a HELO name without a dot, as Postfix's
+    `reject_non_fqdn_helo_hostname` does."""
 
     received: list[EmailMessage] = field(default_factory=list)
     rcpt: list[str | None] = field(default_factory=list)
     data: list[str | None] = field(default_factory=list)
     drop_data: int = 0
+    greetings: list[str] = field(default_factory=list)
+    rcpt_always: str | None = None
+    fqdn_helo: bool = False
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
-        reply = self.rcpt.pop(0) if self.rcpt else None
+        self.greetings.append(session.host_name)
+        if self.fqdn_helo and "." not in session.host_name:
+            return (
+                f"504 5.5.2 <{session.host_name}>: Helo command rejected:"
+                " need fully-qualified hostname"
+            )
+        reply = self.rcpt_always or (self.rcpt.pop(0) if self.rcpt else None)
         if reply:
             return reply
         envelope.rcpt_tos.append(address)

@@ -38,7 +38,7 @@ from newsletter.models import AppSetting
 
 CONFIRM_FOR = timedelta(hours=48)
 MANAGE_FOR = timedelta(days=90)
-_SECRET = "secret_key"
+SECRET_SETTING = "secret_key"
 
 
 class BadLink(ValueError):
@@ -51,15 +51,15 @@ def secret_key(engine: Engine) -> str:
     if configured is not None:
         return configured.get_secret_value()
     with Session(engine) as session:
-        stored = session.get(AppSetting, _SECRET)
+        stored = session.get(AppSetting, SECRET_SETTING)
         if stored is not None:
             return stored.value
-        session.add(AppSetting(name=_SECRET, value=secrets.token_urlsafe(32)))
+        session.add(AppSetting(name=SECRET_SETTING, value=secrets.token_urlsafe(32)))
         try:
             session.commit()
         except IntegrityError:  # another process made it first: use theirs
             session.rollback()
-        return session.get(AppSetting, _SECRET).value  # type: ignore[union-attr]
+        return session.get(AppSetting, SECRET_SETTING).value  # type: ignore[union-attr]
 
 
 class _Uncompressed(URLSafeSerializerMixin):
