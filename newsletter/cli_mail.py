@@ -23,7 +23,7 @@ from newsletter.mail.links import links_for
 from newsletter.mail.send import configured, preview_due, send_due
 from newsletter.mail.templates import TemplateError
 from newsletter.mail.transports import Transport
-from newsletter.mail.unsubscribes import REFUSED, read_unsubscribes
+from newsletter.mail.unsubscribes import REFUSED, read_maildir
 from newsletter.models import Subscriber, utcnow
 from newsletter.optin import OptInError, read_import, vouch
 from newsletter.outbox import Summary
@@ -93,7 +93,7 @@ def unsubscribes(
         Path | None, typer.Option(help="Maildir to read (default: PAPERBOY_UNSUBSCRIBE_MAILDIR).")
     ] = None,
 ) -> None:
-    """Act on unsubscribe requests that came by mail (the mailto of List-Unsubscribe).
+    """Act on unsubscribe requests (the mailto of List-Unsubscribe) and bounces that came by mail.
 
     `paperboy run` does this at every poll; this is for running it by hand or from cron.
     """
@@ -102,16 +102,18 @@ def unsubscribes(
         raise fail("give --maildir or set PAPERBOY_UNSUBSCRIBE_MAILDIR", EXIT_BAD_INPUT)
     engine = open_engine()
     try:
-        handled = read_unsubscribes(engine, links_for(engine), folder)
+        handled = read_maildir(engine, links_for(engine), folder)
     except mailbox.NoSuchMailboxError:
         raise fail(
             f"{folder} is not a Maildir (it needs cur/, new/ and tmp/)", EXIT_BAD_INPUT
         ) from None
     for address in handled.unsubscribed:
         out.print(f"unsubscribed {address}")
+    for address in handled.bounced:
+        out.print(f"bounced {address}")
     out.print(
-        f"{len(handled.unsubscribed)} unsubscribed, {handled.refused} refused "
-        f"(forged or stale: filed in {folder}/.{REFUSED})"
+        f"{len(handled.unsubscribed)} unsubscribed, {len(handled.bounced)} bounced,"
+        f" {handled.refused} refused (forged, stale or unknown: filed in {folder}/.{REFUSED})"
     )
 
 
@@ -153,6 +155,8 @@ def send(
     out.print(table)
     for address in summary.suspended:
         out.print(Text(f"suspended after repeated hard bounces: {address}", style="yellow"))
+    if summary.paused:
+        out.print(Text(f"sending paused (no reader blamed): {summary.paused}", style="yellow"))
 
 
 @subscribers_app.command("confirm")

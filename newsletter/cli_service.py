@@ -146,6 +146,11 @@ def status() -> None:
         out.print(table)
     else:
         out.print("deliveries: nothing waiting, nothing failed")
+    if paused := found.mail_paused:
+        out.print(
+            f"mail sending paused since {paused.since:%Y-%m-%d %H:%M} UTC (next try"
+            f" {paused.until:%H:%M} UTC; no reader blamed): {paused.reason}"
+        )
     for source in found.sources:
         problem = f", last error: {source.last_error}" if source.last_error else ""
         out.print(f"source {source.url}: checked {_ago(source.checked_at, now)}{problem}")

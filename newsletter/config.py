@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     """No host: mails are written to the outbox folder instead of sent."""
     smtp_port: int = 587
     smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_helo: str | None = None
+    """The name paperboy greets the SMTP server with (EHLO); unset: the machine's fully
+    qualified name, else the From address's domain, never `localhost`."""
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_ca_file: FilePath | None = None

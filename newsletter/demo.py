@@ -22,10 +22,10 @@ from newsletter.db import open_database
 from newsletter.feeds import add_feed
 from newsletter.inbox import Inbox
 from newsletter.mail.compose import Composer
-from newsletter.mail.links import links_for
+from newsletter.mail.links import SECRET_SETTING, links_for
 from newsletter.mail.templates import environment
 from newsletter.mail.transports import FileTransport
-from newsletter.models import DigestPaper, PaperMatch, Topic, utcnow
+from newsletter.models import AppSetting, DigestPaper, PaperMatch, Topic, utcnow
 from newsletter.optin import ImportRow
 from newsletter.outbox import Summary
 from newsletter.scheduler import Jobs
@@ -91,6 +91,11 @@ async def run_demo(
     import_subscribers(engine, list(READERS), confirmed=True, now=utcnow())
     for channel, topic in FEEDS:
         add_feed(engine, GUILD, channel, topic)
+    with Session(engine) as session:
+        # A fixed key (unless one is configured): Message-IDs, and so the mail files' names,
+        # are keyed with it, and a demo run again must give the same result.
+        session.add(AppSetting(name=SECRET_SETTING, value="paperboy demo: nothing is mailed"))
+        session.commit()
     composer = Composer(environment(), links_for(engine), "paperboy demo <paperboy@localhost>")
     mails = FileTransport(outbox / "mail")
     plugin = assemble(Wiring(engine, outbox, discord_token=None), mails, composer)

@@ -141,6 +141,11 @@ class Subscriber(SQLModel, table=True):
     hard_failures: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
     )
+    # Soft bounces (delivery status notifications with a 4.x.x status) received: counted for
+    # the admin to see, never a reason to stop mail on their own.
+    soft_bounces: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
     # A Discord direct message whenever a digest has papers on the person's topics.
     discord_dm: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
@@ -250,6 +255,21 @@ class Delivery(SQLModel, table=True):
     claimed_until: datetime | None = Field(default=None, sa_column=Column(DateTime))
     sent_at: datetime | None = Field(default=None, sa_column=Column(DateTime))
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+    # What a sent daily mail held (a `WebCopy` id), so "view in browser" shows that mail.
+    web_copy: str | None = Field(default=None, sa_column=Column(String(64)))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=False), nullable=False)
+    )
+
+
+class WebCopy(SQLModel, table=True):
+    """The papers a daily mail held, as sent: kept once per distinct list (readers of the same
+    topics share one), named by the hash of its content."""
+
+    __tablename__ = "web_copy"
+
+    id: str = Field(sa_column=Column(String(64), primary_key=True))
+    sections: list[dict[str, object]] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=False), nullable=False)
     )

@@ -30,9 +30,11 @@ from newsletter.db import writing
 from newsletter.models import Delivery
 
 LEASE = timedelta(minutes=5)
-MAX_ATTEMPTS = 8
+# 30 s doubling to 6 h: the last of 12 attempts comes 7-15 hours after the first.
+MAX_ATTEMPTS = 12
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=6)
+HOLD = timedelta(minutes=5)
 
 
 class Status(StrEnum):
@@ -48,6 +50,9 @@ class Result(StrEnum):
     RETRY = "retry"  # a temporary failure: try again later
     FAILED = "failed"  # a permanent failure: do not try again
     SKIPPED = "skipped"  # nothing to send any more (no papers, or the reader left)
+    # Not sent, through no fault of the delivery (the server refused the session): back to
+    # the queue for `HOLD`, its attempt given back.
+    HELD = "held"
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class Outcome:
     delivery_id: int
     result: Result
     error: str | None = None
+    # A failure that was the recipient's own refusal (counts against their address).
+    blames_reader: bool = False
 
 
 @dataclass
@@ -63,7 +70,10 @@ class Summary:
     retried: int = 0
     failed: int = 0
     skipped: int = 0
+    held: int = 0
     suspended: list[str] = field(default_factory=list)
+    paused: str | None = None
+    """Why sending paused (the server refused the session), if it did."""
 
     def add(self, result: Result) -> None:
         name = {Result.RETRY: "retried"}.get(result, result.value)
@@ -211,6 +221,12 @@ def settle(
                 values |= {"status": Status.SENT, "sent_at": now}
             elif outcome.result is Result.SKIPPED:
                 values["status"] = Status.SKIPPED
+            elif outcome.result is Result.HELD:
+                values |= {
+                    "status": Status.PENDING,
+                    "attempts": attempts - 1,
+                    "next_attempt_at": now + HOLD,
+                }
             elif outcome.result is Result.RETRY and attempts < MAX_ATTEMPTS:
                 values |= {"status": Status.PENDING, "next_attempt_at": now + backoff(attempts)}
             else:

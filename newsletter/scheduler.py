@@ -37,7 +37,7 @@ from newsletter.ingest import Outcome
 from newsletter.leadership import Leadership
 from newsletter.mail.daily import queue_daily
 from newsletter.mail.links import links_for
-from newsletter.mail.unsubscribes import read_unsubscribes
+from newsletter.mail.unsubscribes import read_maildir
 from newsletter.models import Worker, utcnow
 from newsletter.outbox import Summary, release, worker_name
 from newsletter.pipeline import take_in
@@ -83,7 +83,7 @@ class Jobs:
         leave is sent the next digest."""
         if self.unsubscribe_maildir is not None:
             links = await asyncio.to_thread(links_for, self.engine)
-            await asyncio.to_thread(read_unsubscribes, self.engine, links, self.unsubscribe_maildir)
+            await asyncio.to_thread(read_maildir, self.engine, links, self.unsubscribe_maildir)
         now = self.clock()
         results = await asyncio.to_thread(self.inbox.ingest_new, self.engine, now)
         results += await poll_urls(self.engine, self.urls, now)

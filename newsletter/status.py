@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
+from newsletter.mail.pause import Pause, current
 from newsletter.models import ChannelFeed, Delivery, Digest, SourceState, Subscriber, Worker
 
 # A worker that has not reported for this long is taken for dead (it reports every
@@ -28,6 +29,8 @@ class Status:
     sources: list[SourceState]
     workers: list[tuple[Worker, bool]]
     """Each reporting process and whether it is still alive."""
+    mail_paused: Pause | None
+    """Why mail sending paused (the SMTP server refused the session), if it did."""
 
 
 def gather(engine: Engine, now: datetime) -> Status:
@@ -59,4 +62,5 @@ def gather(engine: Engine, now: datetime) -> Status:
         deliveries={(kind, status): count for kind, status, count in deliveries},
         sources=sources,
         workers=[(w, now - w.seen_at < STALE) for w in workers],
+        mail_paused=current(engine),
     )

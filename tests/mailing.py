@@ -12,14 +12,18 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 
-from newsletter.config import Settings
+from newsletter.config import Settings, get_settings
 from newsletter.ingest import ingest_bytes
 from newsletter.mail.compose import Composer
+from newsletter.mail.daily import queue_daily
 from newsletter.mail.links import Links
+from newsletter.mail.send import send_due
 from newsletter.mail.templates import environment
+from newsletter.mail.transports import SmtpTransport
 from newsletter.optin import vouch
 from newsletter.pipeline import match_digest
 from newsletter.subscriptions import Who, subscribe
@@ -51,17 +55,29 @@ def free_port() -> int:
 @dataclass
 class Handler:
     """Accepts mail, unless told to answer otherwise: `rcpt` and `data` hold scripted replies
-    used up one per command (None = accept), `drop_data` closes the connection mid-DATA."""
+    used up one per command (None = accept), `drop_data` closes the connection mid-DATA.
+    `greetings` records each transaction's EHLO name; `rcpt_always` answers every RCPT, and
+    `fqdn_helo` refuses RCPT after a HELO name without a dot, as Postfix's
+    `reject_non_fqdn_helo_hostname` does."""
 
     received: list[EmailMessage] = field(default_factory=list)
     rcpt: list[str | None] = field(default_factory=list)
     data: list[str | None] = field(default_factory=list)
     drop_data: int = 0
+    greetings: list[str] = field(default_factory=list)
+    rcpt_always: str | None = None
+    fqdn_helo: bool = False
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: Any
     ) -> str:
-        reply = self.rcpt.pop(0) if self.rcpt else None
+        self.greetings.append(session.host_name)
+        if self.fqdn_helo and "." not in session.host_name:
+            return (
+                f"504 5.5.2 <{session.host_name}>: Helo command rejected:"
+                " need fully-qualified hostname"
+            )
+        reply = self.rcpt_always or (self.rcpt.pop(0) if self.rcpt else None)
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
@@ -114,6 +130,28 @@ def composer(links: Links | None = None) -> Composer:
         links or Links("test-secret", "http://paperboy.test"),
         "paperboy <news@paperboy.test>",
     )
+
+
+LINKS = Links("test-secret", "http://paperboy.test")
+
+
+async def mailed(engine: Engine, smtp: SmtpServer, addresses: list[str]) -> dict[str, EmailMessage]:
+    """Each reader's daily mail, as it arrived at the SMTP server."""
+    readers_with_papers(engine, addresses)
+    queue_daily(engine, CLOCK)
+    transport = SmtpTransport(smtp.settings())
+    await send_due(engine, transport, composer(LINKS), clock=Clock())
+    await transport.close()
+    return {str(m["To"]): m for m in smtp.handler.received}
+
+
+@pytest.fixture
+def signing_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The service's settings carry the key that signed the test's mails."""
+    monkeypatch.setenv("PAPERBOY_SECRET_KEY", "test-secret")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 def readers_with_papers(

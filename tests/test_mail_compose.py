@@ -226,3 +226,17 @@ async def test_an_internationalised_address_fails_on_a_server_without_smtputf8(
     finally:
         await transport.close()
     assert ascii_smtp.handler.received == []
+
+
+def test_two_installations_give_the_same_delivery_different_message_ids() -> None:
+    """Staging and production (or a rebuilt database) number readers alike: the id mixes in
+    each installation's secret key, so a client deduplicating by Message-ID keeps both."""
+
+    def installation(secret: str) -> Composer:
+        return Composer(environment(), Links(secret, "https://p.test"), "news@paperboy.test")
+
+    key = "daily:7:2026-11-25"
+    staging, production = installation("staging-secret"), installation("production-secret")
+
+    assert staging.message_id(key) != production.message_id(key)
+    assert staging.message_id(key) == installation("staging-secret").message_id(key)

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from newsletter.mail import pause
 from newsletter.mail.daily import queue_daily
 from newsletter.mail.send import send_due
 from newsletter.mail.transports import SmtpTransport
@@ -162,19 +163,64 @@ async def test_three_hard_failures_in_a_row_suspend_the_address(
     assert queue_daily(engine, clock.now + timedelta(days=1)) == 0
 
 
-async def test_a_refused_connection_loses_nothing_and_gives_up_only_after_many_tries(
-    engine: Engine,
+async def test_a_refused_connection_pauses_sending_and_uses_up_no_attempt(
+    engine: Engine, smtp: SmtpServer
 ) -> None:
+    """The server being down is nobody's address failing: the mail waits, however long the
+    outage, and goes once the server is back."""
     readers_with_papers(engine, ["ann@example.org"])
     queue_daily(engine, CLOCK)
     nobody = SmtpServer(port=1, handler=None)  # type: ignore[arg-type]
     clock = Clock()
-    for _ in range(MAX_ATTEMPTS):
-        await send(engine, nobody, clock)
+    for _ in range(MAX_ATTEMPTS + 2):
+        summary = await send(engine, nobody, clock)
         clock.advance(timedelta(hours=7))
+        assert summary.paused is not None and "cannot connect" in summary.paused
     (row,) = deliveries(engine)
+    assert (row.status, row.attempts) == ("pending", 0)
+
+    assert (await send(engine, smtp, clock)).sent == 1
+    assert pause.current(engine) is None
+
+
+async def test_a_mail_deferred_every_time_is_given_up_only_after_hours(
+    engine: Engine, smtp: SmtpServer
+) -> None:
+    """30 s doubling to 6 h, as documented: a recipient's server saying "try later" for an
+    afternoon does not lose the mail."""
+    readers_with_papers(engine, ["ann@example.org"])
+    queue_daily(engine, CLOCK)
+    smtp.handler.rcpt = ["450 4.2.1 mailbox busy"] * 100
+    clock = Clock()
+    while (row := deliveries(engine)[0]).status == "pending":
+        clock.now = max(clock.now, row.next_attempt_at)
+        await send(engine, smtp, clock)
     assert (row.status, row.attempts) == ("failed", MAX_ATTEMPTS)
-    assert "Connect" in (row.last_error or "") or "refused" in (row.last_error or "").lower()
+    assert clock.now - CLOCK > timedelta(hours=6)
+
+
+async def test_a_failed_days_papers_come_with_the_next_mail(
+    engine: Engine, smtp: SmtpServer
+) -> None:
+    """The next mail starts after the last mail that did not fail, so nothing is lost; a
+    content refusal after DATA is not the reader's doing and counts nothing against them."""
+    readers_with_papers(engine, ["ann@example.org"])
+    queue_daily(engine, CLOCK)
+    smtp.handler.data = ["554 5.7.1 message content rejected"]
+    clock = Clock()
+    assert (await send(engine, smtp, clock)).failed == 1
+
+    clock.advance(timedelta(days=1))
+    assert queue_daily(engine, clock.now) == 1
+    assert (await send(engine, smtp, clock)).sent == 1
+
+    failed, sent = sorted(deliveries(engine), key=lambda d: d.id or 0)
+    assert (failed.status, sent.status) == ("failed", "sent")
+    assert sent.after_digest_id == failed.after_digest_id
+    (mail,) = smtp.handler.received
+    assert "new paper" in str(mail["Subject"])
+    with Session(engine) as session:
+        assert session.exec(select(Subscriber)).one().hard_failures == 0
 
 
 async def test_a_connection_dropped_mid_data_is_sent_on_the_retry(

@@ -239,7 +239,7 @@ async def test_an_untrusted_certificate_is_refused_and_the_mail_waits_for_a_ca_f
     with serving(**options) as server:
         refused = await send_due_mail(engine, server.settings(smtp_security=security), clock)
         row, reader = the_delivery_and_reader(engine)
-        assert (refused.retried, refused.failed, row.status) == (1, 0, "pending")
+        assert (refused.held, refused.failed, row.status) == (1, 0, "pending")
         assert "TLS certificate of 127.0.0.1 is not trusted" in (row.last_error or "")
         assert "certificate" in (row.last_error or "").split("(")[1]  # ssl's own reason
         assert "PAPERBOY_SMTP_CA_FILE" in (row.last_error or "")
@@ -288,7 +288,8 @@ async def test_a_wrong_password_keeps_the_mail_queued_and_never_shows_the_passwo
     engine: Engine, certs: Certificates, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A refused login is paperboy's misconfiguration, not the reader's fault: the mail is
-    retried and the address is not counted as bouncing (three bounces would suspend it)."""
+    held (sending pauses) and the address is not counted as bouncing (three bounces would
+    suspend it)."""
     caplog.set_level(logging.DEBUG)
     readers(engine, ["ann@example.org"])
     queue_daily(engine, CLOCK)
@@ -297,7 +298,7 @@ async def test_a_wrong_password_keeps_the_mail_queued_and_never_shows_the_passwo
         summary = await send_due_mail(engine, settings, Clock())
 
     row, reader = the_delivery_and_reader(engine)
-    assert (summary.retried, summary.failed, row.status) == (1, 0, "pending")
+    assert (summary.held, summary.failed, row.status) == (1, 0, "pending")
     assert "login as 'news' refused: 535" in (row.last_error or "")
     assert "PAPERBOY_SMTP_PASSWORD" in (row.last_error or "")
     assert WRONG_PASSWORD not in (row.last_error or "")
@@ -309,15 +310,15 @@ async def test_a_wrong_password_keeps_the_mail_queued_and_never_shows_the_passwo
 async def test_a_server_demanding_a_login_none_was_configured_for_blames_no_reader(
     engine: Engine, certs: Certificates
 ) -> None:
-    """The server refuses the sender (530) before any recipient is named: retried, and the
-    reader's address is not counted as bouncing."""
+    """The server refuses the sender (530) before any recipient is named: held (sending
+    pauses), and the reader's address is not counted as bouncing."""
     readers(engine, ["ann@example.org"])
     queue_daily(engine, CLOCK)
     with starttls_server(certs, login=True) as server:
         summary = await send_due_mail(engine, over_starttls(server, certs), Clock())
 
     row, reader = the_delivery_and_reader(engine)
-    assert (summary.retried, summary.failed, row.status) == (1, 0, "pending")
+    assert (summary.held, summary.failed, row.status) == (1, 0, "pending")
     assert "sender refused: 530" in (row.last_error or "")
     assert reader.hard_failures == 0
 

@@ -18,40 +18,17 @@ from typer.testing import CliRunner
 from newsletter.cli import with_plugins
 from newsletter.config import get_settings
 from newsletter.inbox import Inbox
-from newsletter.mail.daily import queue_daily
-from newsletter.mail.links import Links
-from newsletter.mail.send import send_due
-from newsletter.mail.transports import SmtpTransport
-from newsletter.mail.unsubscribes import DONE, REFUSED, read_unsubscribes
+from newsletter.mail.unsubscribes import DONE, REFUSED, read_maildir
 from newsletter.models import Subscriber
 from newsletter.scheduler import Jobs
-from tests.mailing import CLOCK, Clock, SmtpServer, composer, readers_with_papers, smtp_server
+from tests.mailing import LINKS, SmtpServer, mailed, signing_key, smtp_server
 
-LINKS = Links("test-secret", "http://paperboy.test")
+__all__ = ["signing_key"]  # a fixture, used by name
 
 
 @pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
     yield from smtp_server()
-
-
-async def mailed(engine: Engine, smtp: SmtpServer, addresses: list[str]) -> dict[str, EmailMessage]:
-    """Each reader's daily mail, as it arrived at the SMTP server."""
-    readers_with_papers(engine, addresses)
-    queue_daily(engine, CLOCK)
-    transport = SmtpTransport(smtp.settings())
-    await send_due(engine, transport, composer(LINKS), clock=Clock())
-    await transport.close()
-    return {str(m["To"]): m for m in smtp.handler.received}
-
-
-@pytest.fixture
-def signing_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The service's settings carry the key that signed the test's mails."""
-    monkeypatch.setenv("PAPERBOY_SECRET_KEY", "test-secret")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def answer(mail: EmailMessage) -> EmailMessage:
@@ -92,7 +69,7 @@ async def test_the_mailto_request_unsubscribes_its_reader_and_is_filed(
     box.add(answer(mails["ann@example.org"]))
     box.add(other("Re: your papers today"))
 
-    handled = read_unsubscribes(engine, LINKS, tmp_path / "Maildir")
+    handled = read_maildir(engine, LINKS, tmp_path / "Maildir")
 
     assert handled.unsubscribed == ["ann@example.org"]
     assert status(engine, "ann@example.org") == "unsubscribed"
@@ -110,7 +87,7 @@ async def test_a_forged_token_changes_nothing_and_is_filed_for_a_human(
     box = mailbox.Maildir(tmp_path / "Maildir")
     box.add(forged)
 
-    handled = read_unsubscribes(engine, LINKS, tmp_path / "Maildir")
+    handled = read_maildir(engine, LINKS, tmp_path / "Maildir")
 
     assert (handled.unsubscribed, handled.refused) == ([], 1)
     assert status(engine, "ann@example.org") == "confirmed"
@@ -130,7 +107,7 @@ async def test_the_service_reads_the_requests_before_polling_for_digests(
 
 def test_a_folder_that_is_no_maildir_is_refused_clearly(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(mailbox.NoSuchMailboxError, match=str(tmp_path)):
-        read_unsubscribes(engine, LINKS, tmp_path)
+        read_maildir(engine, LINKS, tmp_path)
 
 
 def test_the_command_names_a_folder_that_is_no_maildir(

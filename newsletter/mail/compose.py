@@ -20,7 +20,6 @@ import base64
 import email
 import email.policy
 import functools
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -120,8 +119,9 @@ class Composer:
         self._list_id = header("List-Id", f"paperboy daily digest <daily.{self.domain}>")
 
     def message_id(self, key: str) -> str:
-        """Stable per delivery, so a resent mail is recognisably the same one."""
-        return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{self.domain}>"
+        """Stable per delivery, so a resent mail is recognisably the same one; unique per
+        installation (see `Links.message_key`)."""
+        return f"<{self.links.message_key(key)}@{self.domain}>"
 
     def daily_context(
         self, delivery_id: int, to: Recipient, day: date, sections: list[Section]

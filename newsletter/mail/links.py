@@ -38,7 +38,7 @@ from newsletter.models import AppSetting
 
 CONFIRM_FOR = timedelta(hours=48)
 MANAGE_FOR = timedelta(days=90)
-_SECRET = "secret_key"
+SECRET_SETTING = "secret_key"
 
 
 class BadLink(ValueError):
@@ -51,15 +51,15 @@ def secret_key(engine: Engine) -> str:
     if configured is not None:
         return configured.get_secret_value()
     with Session(engine) as session:
-        stored = session.get(AppSetting, _SECRET)
+        stored = session.get(AppSetting, SECRET_SETTING)
         if stored is not None:
             return stored.value
-        session.add(AppSetting(name=_SECRET, value=secrets.token_urlsafe(32)))
+        session.add(AppSetting(name=SECRET_SETTING, value=secrets.token_urlsafe(32)))
         try:
             session.commit()
         except IntegrityError:  # another process made it first: use theirs
             session.rollback()
-        return session.get(AppSetting, _SECRET).value  # type: ignore[union-attr]
+        return session.get(AppSetting, SECRET_SETTING).value  # type: ignore[union-attr]
 
 
 class _Uncompressed(URLSafeSerializerMixin):
@@ -162,6 +162,13 @@ class Links:
             case [int(subscriber_id), str(email)]:
                 return Claim(subscriber_id, email)
         raise BadLink("this link is not valid")
+
+    def message_key(self, key: str) -> str:
+        """The local part of the Message-ID of the delivery `key`: keyed with the secret, so
+        two installations (staging and production, a rebuilt database) never give different
+        mails one id, and a bounce can be traced to the mail it returns."""
+        digest = hmac.new(self._secret, f"message-id:{key}".encode(), hashlib.sha256)
+        return digest.hexdigest()[:32]
 
     def code(self, subscriber_id: int, email: str, sent_at: datetime) -> str:
         """The six digits in a confirmation mail, for people who would rather type than click."""

@@ -1,9 +1,11 @@
 """The mail sender: claim due mails from the outbox, build them, send them, settle them.
 
 Mails are claimed in batches (one transaction each) and sent concurrently within a batch, as
-many at once as the transport allows. A 5xx reply fails the delivery and counts against the
-address (suspended after three in a row); a 4xx reply or a lost connection is retried with
-backoff. Between claim and settle a crash loses nothing: the claim's lease runs out and the
+many at once as the transport allows. A 5xx reply fails the delivery, and counts against the
+address (suspended after three in a row) only when it refused the recipient itself; a 4xx
+reply or a lost connection is retried with backoff. A refusal of the session (see
+`transports`) pauses sending: the mails are held, their attempts given back, no reader
+blamed. Between claim and settle a crash loses nothing: the claim's lease runs out and the
 mail is sent again, with the same Message-ID.
 """
 
@@ -20,11 +22,13 @@ from sqlalchemy import Connection, Engine, bindparam, update
 from sqlmodel import Session, col, select
 
 from newsletter.config import get_settings
+from newsletter.mail import pause
 from newsletter.mail.compose import Composer, Mail, Recipient, body
 from newsletter.mail.links import links_for
 from newsletter.mail.templates import environment
 from newsletter.mail.transports import (
     PermanentFailure,
+    SessionRefused,
     TemporaryFailure,
     Transport,
     transport_from,
@@ -102,14 +106,21 @@ def build(engine: Engine, composer: Composer, deliveries: list[Delivery]) -> Ite
         yield Draft(delivery, composer.daily(delivery.key, delivery.id, to, delivery.day, found))
 
 
-async def _send(transport: Transport, draft: Draft) -> Outcome:
+async def _send(transport: Transport, draft: Draft, paused: list[str]) -> Outcome:
+    """One draft sent; once a session was refused (`paused` holds why), the rest are held
+    unsent: the server would refuse them alike."""
     delivery_id = draft.delivery.id
     if draft.mail is None:
         return Outcome(delivery_id, Result.SKIPPED, draft.skip)
+    if paused:
+        return Outcome(delivery_id, Result.HELD, paused[0])
     try:
         await transport.send(draft.mail)
     except PermanentFailure as err:
-        return Outcome(delivery_id, Result.FAILED, str(err))
+        return Outcome(delivery_id, Result.FAILED, str(err), blames_reader=err.blames_reader)
+    except SessionRefused as err:
+        paused.append(str(err))
+        return Outcome(delivery_id, Result.HELD, str(err))
     except TemporaryFailure as err:
         return Outcome(delivery_id, Result.RETRY, str(err))
     return Outcome(delivery_id, Result.SENT)
@@ -132,7 +143,11 @@ def _bounces(
         delivered = [s for s, outcome in settled if s is not None and outcome.result is Result.SENT]
         if delivered:  # the common case, kept to one cheap statement for the whole group
             connection.execute(_RESET_BOUNCES, {"ids": delivered})
-        failed = [s for s, outcome in settled if s is not None and outcome.result is Result.FAILED]
+        failed = [
+            s
+            for s, outcome in settled
+            if s is not None and outcome.result is Result.FAILED and outcome.blames_reader
+        ]
         if not failed:
             return
         with Session(bind=connection) as session:  # joins the settling transaction
@@ -227,11 +242,16 @@ async def send_due(
     """
     worker = worker or worker_name()
     summary = Summary()
+    held = pause.current(engine)
+    if held is not None and held.until > clock():
+        summary.paused = held.reason
+        return summary
+    paused: list[str] = []
 
     async def lane(drafts: Iterator[Draft], settler: _Settler) -> None:
         try:
             for draft in drafts:
-                outcome = await _send(transport, draft)
+                outcome = await _send(transport, draft, paused)
                 await settler.settle(outcome)
                 summary.add(outcome.result)
                 if outcome.result in (Result.RETRY, Result.FAILED):
@@ -241,14 +261,24 @@ async def send_due(
         finally:
             settler.lane_ended()
 
-    while True:
+    while not paused:
         claimed = claim(engine, MAIL_KINDS, worker, clock(), batch, lease)
         if not claimed:
-            return summary
+            break
         drafts = build(engine, composer, claimed)
         lanes = transport.concurrency
         settler = _Settler(engine, worker, clock, _bounces(summary.suspended), lanes)
         await asyncio.gather(*(lane(drafts, settler) for _ in range(lanes)))
+    if paused:
+        summary.paused = paused[0]
+        until = pause.pause(engine, paused[0], clock()).until
+        log.warning(
+            "mail sending paused until %s UTC: %s", until.isoformat(" ", "seconds"), paused[0]
+        )
+    elif held is not None and summary.sent:
+        pause.lift(engine)
+        log.info("mail sending resumed")
+    return summary
 
 
 def preview_due(engine: Engine, composer: Composer, now: datetime) -> list[Draft]:

@@ -1,11 +1,12 @@
 """How a mail travels: written to a folder, or sent over SMTP. The sender sees only `send`.
 
-A transport raises `TemporaryFailure` for what may work later (4xx replies, refused or
-dropped connections, timeouts) and `PermanentFailure` for what will not (5xx replies); the
-sender turns those into a retry with backoff or a failed delivery. What is wrong on paperboy's
-side (a refused login or sender, a server certificate not trusted) is temporary too, whatever
-the reply code: the mail waits for the settings to be fixed, and the reader's address is not
-blamed for it.
+A transport raises `TemporaryFailure` for what may work later for this mail (a 4xx reply to
+its recipient or its data, a connection dropped mid-mail), `PermanentFailure` for what will
+not (a 5xx reply), and `SessionRefused` for a refusal of the session rather than of the mail:
+the greeting, EHLO, TLS, the login, MAIL FROM, or a reply at RCPT that is about the client
+(a relay's "Relay access denied", a rejected HELO name, client host or sender). Those are
+paperboy's side: sending pauses, and no reader's address is blamed. Of a 5xx, only one that is
+about the recipient (at RCPT, or a 5.1.x/5.2.x status) counts against the reader.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hashlib
 import logging
 import os
 import re
+import socket
 import ssl
 from pathlib import Path
 from typing import Protocol
@@ -32,8 +34,40 @@ class TemporaryFailure(Exception):
     """Try again later."""
 
 
+class SessionRefused(TemporaryFailure):
+    """The server refused paperboy's session, not this mail: pause, then try again."""
+
+
 class PermanentFailure(Exception):
-    """Do not try this message again."""
+    """Do not try this message again; `blames_reader` when the recipient itself was refused."""
+
+    def __init__(self, message: str, *, blames_reader: bool = True) -> None:
+        super().__init__(message)
+        self.blames_reader = blames_reader
+
+
+# A reply at RCPT that is about the client, not the mailbox: Postfix delays its client, HELO
+# and sender restrictions to RCPT, and a relay refuses to relay there.
+_ABOUT_THE_SESSION = re.compile(
+    r"relay access|relaying|relay not permitted|unable to relay|helo|ehlo|client host"
+    r"|sender address|authenticat|\b5\.7\.0\b|\b[45]\.5\.\d",
+    re.IGNORECASE,
+)
+# A 5xx after DATA is about this recipient only with an RFC 3463 mailbox status (a full or
+# disabled mailbox); content or policy refusals are not the reader's doing.
+_ABOUT_THE_MAILBOX = re.compile(r"\b5\.2\.\d{1,3}\b")
+
+
+def helo_name(settings: Settings) -> str:
+    """The name paperboy greets with: the setting, else the machine's fully qualified name,
+    else the From address's domain; never `localhost`, which strict servers refuse."""
+    if settings.smtp_helo:
+        return settings.smtp_helo
+    candidates = [socket.getfqdn(), settings.mail_from.rpartition("@")[2].strip(" >")]
+    for name in candidates:
+        if "." in name and not name.lower().startswith("localhost"):
+            return name
+    return socket.gethostname()
 
 
 class Transport(Protocol):
@@ -81,6 +115,7 @@ class SmtpTransport:
         self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
         self._spare = self.concurrency = max(1, settings.smtp_connections)
         self._pace = Pace(settings.smtp_rate)
+        self._helo = helo_name(settings)
         self.description = f"SMTP {settings.smtp_host}:{settings.smtp_port}"
 
     def _connection(self) -> aiosmtplib.SMTP:
@@ -94,6 +129,7 @@ class SmtpTransport:
             username=s.smtp_username,
             password=password,
             cert_bundle=str(s.smtp_ca_file) if s.smtp_ca_file else None,
+            local_hostname=self._helo,
             timeout=30,
         )
 
@@ -108,40 +144,55 @@ class SmtpTransport:
         # After any failure the session state is unknown: reconnect rather than RSET.
         broken = True
         try:
-            await _ready(smtp)
+            await self._ready(smtp)
             # Paced once the connection is up, so the server sees mails at the rate however
             # long a connection took to set up (a TLS handshake, a login).
             await self._pace.wait()
             await _transfer(smtp, mail)
             broken = False
-        except aiosmtplib.SMTPAuthenticationError as err:
-            raise TemporaryFailure(
-                f"login as {self._settings.smtp_username!r} refused: {err.code} {err.message}"
-                " (check PAPERBOY_SMTP_USERNAME and PAPERBOY_SMTP_PASSWORD)"
-            ) from None
         except aiosmtplib.SMTPSenderRefused as err:
-            raise TemporaryFailure(f"sender refused: {err.code} {err.message}") from None
+            raise SessionRefused(f"sender refused: {err.code} {err.message}") from None
         except aiosmtplib.SMTPRecipientRefused as err:
+            reply = f"{err.code} {err.message}"
+            if _ABOUT_THE_SESSION.search(err.message):
+                raise SessionRefused(f"refused at RCPT, not for the recipient: {reply}") from None
             if 500 <= err.code < 600:
-                raise PermanentFailure(f"recipient refused: {err.code} {err.message}") from None
-            raise TemporaryFailure(f"recipient deferred: {err.code} {err.message}") from None
+                raise PermanentFailure(f"recipient refused: {reply}") from None
+            raise TemporaryFailure(f"recipient deferred: {reply}") from None
         except aiosmtplib.SMTPResponseException as err:
+            reply = f"{err.code} {err.message}"
             if 500 <= err.code < 600:
-                raise PermanentFailure(f"{err.code} {err.message}") from None
-            raise TemporaryFailure(f"{err.code} {err.message}") from None
+                blames = bool(_ABOUT_THE_MAILBOX.search(err.message))
+                raise PermanentFailure(reply, blames_reader=blames) from None
+            raise TemporaryFailure(reply) from None
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as err:
-            untrusted = _certificate_error(err)
-            if untrusted is not None:
-                raise TemporaryFailure(
-                    f"the TLS certificate of {self._settings.smtp_host} is not trusted"
-                    f" ({untrusted.verify_message}); if a private CA signed it,"
-                    " set PAPERBOY_SMTP_CA_FILE to that CA's certificate"
-                ) from None
             raise TemporaryFailure(f"{type(err).__name__}: {err}") from None
         finally:
             if broken:
                 smtp.close()
             self._idle.put_nowait(smtp)
+
+    async def _ready(self, smtp: aiosmtplib.SMTP) -> None:
+        """Connected (TLS and login included) and greeted, if it was not yet; any failure
+        here is the session's (`SessionRefused`), whatever the reply code."""
+        try:
+            await _ready(smtp)
+        except aiosmtplib.SMTPAuthenticationError as err:
+            raise SessionRefused(
+                f"login as {self._settings.smtp_username!r} refused: {err.code} {err.message}"
+                " (check PAPERBOY_SMTP_USERNAME and PAPERBOY_SMTP_PASSWORD)"
+            ) from None
+        except aiosmtplib.SMTPResponseException as err:
+            raise SessionRefused(f"session refused: {err.code} {err.message}") from None
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as err:
+            untrusted = _certificate_error(err)
+            if untrusted is not None:
+                raise SessionRefused(
+                    f"the TLS certificate of {self._settings.smtp_host} is not trusted"
+                    f" ({untrusted.verify_message}); if a private CA signed it,"
+                    " set PAPERBOY_SMTP_CA_FILE to that CA's certificate"
+                ) from None
+            raise SessionRefused(f"cannot connect: {type(err).__name__}: {err}") from None
 
     async def close(self) -> None:
         while not self._idle.empty():
@@ -186,7 +237,9 @@ async def _transfer(smtp: aiosmtplib.SMTP, mail: Mail) -> None:
     encoding = "ascii"
     if not (mail.sender.isascii() and mail.recipient.isascii()):
         if not smtp.supports_extension("smtputf8"):
-            raise PermanentFailure(f"{mail.recipient}: the server does not offer SMTPUTF8")
+            raise PermanentFailure(
+                f"{mail.recipient}: the server does not offer SMTPUTF8", blames_reader=False
+            )
         options.append("SMTPUTF8")
         encoding = "utf-8"
     await smtp.mail(mail.sender, options=options, encoding=encoding)
