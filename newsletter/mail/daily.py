@@ -46,8 +46,8 @@ def delivery_moment(day: date, hour: int, timezone: str) -> datetime:
 
 class _Starts:
     """Where each reader's next mail starts: after the digest their last daily mail that did
-    not fail reached or, for a first mail, after the last digest stored a day before they confirmed (so
-    confirming today brings today's papers). Digest ids follow ingest time."""
+    not fail reached or, for a first mail, after the last digest stored a day before they
+    confirmed (so confirming today brings today's papers). Digest ids follow ingest time."""
 
     def __init__(self, session: Session, subscriber_ids: list[int] | None = None) -> None:
         # A failed mail's papers were never read: the next mail starts where it did.
