@@ -34,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 import discord.http  # noqa: E402
 from ingest import capture, generate  # noqa: E402
 from match import keyword_queries  # noqa: E402
+from paperboy_bot.posting import post_due  # noqa: E402
+from paperboy_bot.transports import POSTS_PER_SECOND, RestPosts  # noqa: E402
 
-from bot.posting import post_due  # noqa: E402
-from bot.transports import POSTS_PER_SECOND, RestPosts  # noqa: E402
 from newsletter.db import open_database  # noqa: E402
 from newsletter.feeds import add_feed, queue_posts  # noqa: E402
 from newsletter.ingest import ingest_bytes  # noqa: E402

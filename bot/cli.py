@@ -10,8 +10,8 @@ import asyncio
 
 import discord
 import typer
+from paperboy_bot.client import Paperboy
 
-from bot.client import Paperboy
 from newsletter.cli_common import EXIT_UNAVAILABLE, fail, open_engine, out
 from newsletter.config import get_settings
 from newsletter.mail.links import links_for

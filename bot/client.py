@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 import discord
 from discord import app_commands
 from discord.ext import commands
+from paperboy_bot.cogs import COGS
+from paperboy_bot.replies import reply
 from sqlalchemy import Engine
 
-from bot.cogs import COGS
-from bot.replies import reply
 from newsletter.feeds import FeedError
 from newsletter.mail.links import Links
 from newsletter.models import utcnow

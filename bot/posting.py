@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from paperboy_bot.embeds import messages
+from paperboy_bot.transports import POSTS_PER_SECOND, Gone, PostTransport, Target
 from sqlalchemy import Engine, update
 from sqlmodel import Session
 
-from bot.embeds import messages
-from bot.transports import POSTS_PER_SECOND, Gone, PostTransport, Target
 from newsletter.db import writing
 from newsletter.feeds import POST_KINDS, contents, disable_feed
 from newsletter.mail.transports import PermanentFailure, TemporaryFailure

@@ -15,11 +15,11 @@ from datetime import datetime
 
 import discord
 from discord.http import HTTPClient
+from paperboy_bot.client import Paperboy
+from paperboy_bot.posting import post_due
+from paperboy_bot.transports import FilePosts, PostTransport, RestPosts
 from sqlalchemy import Engine
 
-from bot.client import Paperboy
-from bot.posting import post_due
-from bot.transports import FilePosts, PostTransport, RestPosts
 from newsletter.config import get_settings
 from newsletter.mail.links import links_for
 from newsletter.outbox import Summary

@@ -13,6 +13,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from newsletter import shipped
 from newsletter.cli_common import (
     EXIT_BAD_INPUT,
     EXIT_UNAVAILABLE,
@@ -170,18 +171,19 @@ def demo(
     folder: Annotated[
         Path, typer.Option(help="Where the demo keeps its database and outbox.")
     ] = Path("paperboy-demo"),
-    seeds: Annotated[Path, typer.Option(help="Digests to read.")] = Path("seeds"),
+    seeds: Annotated[
+        Path | None, typer.Option(help="Digests to read (default: the shipped Daily Papers day).")
+    ] = None,
 ) -> None:
     """The whole flow on the seed digests: ingest, match, queue, deliver, in a fresh folder.
 
     Demo readers and channel feeds are made up; mails and Discord messages are only written
     to files. Running it again starts over and gives the same result.
     """
-    if not seeds.is_dir():
-        raise fail(
-            f"no seed folder at {seeds} (run from the paperboy checkout, or --seeds)",
-            EXIT_BAD_INPUT,
-        )
+    if seeds is None:
+        seeds = shipped.seeds()
+    elif not seeds.is_dir():
+        raise fail(f"--seeds {seeds}: not a folder", EXIT_BAD_INPUT)
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=out
     ) as bar:

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from paperboy_bot.client import Paperboy
+from paperboy_bot.cogs.topics import PAGE
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.client import Paperboy
-from bot.cogs.topics import PAGE
 from newsletter.feeds import add_feed, disable_feed, list_feeds
 from newsletter.mail.links import Links
 from newsletter.models import Delivery, Subscriber

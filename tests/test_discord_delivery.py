@@ -11,11 +11,11 @@ from datetime import timedelta
 
 import discord.http
 import pytest
+from paperboy_bot.posting import post_due
+from paperboy_bot.transports import RestPosts
 from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
-from bot.posting import post_due
-from bot.transports import RestPosts
 from newsletter.feeds import add_feed, list_feeds, queue_posts
 from newsletter.models import Delivery, Subscriber
 from newsletter.outbox import claim

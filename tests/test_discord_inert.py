@@ -9,8 +9,8 @@ from datetime import date
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from paperboy_bot.embeds import CONTENT_CHARS, clean, inert, messages
 
-from bot.embeds import CONTENT_CHARS, clean, inert, messages
 from newsletter.feeds import PostContent, digest_label
 from newsletter.models import Digest
 from newsletter.sections import PaperView, Section

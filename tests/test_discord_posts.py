@@ -10,18 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, update
-from sqlmodel import Session, select
-
-from bot.embeds import (
+from paperboy_bot.embeds import (
     CONTENT_CHARS,
     DESCRIPTION_CHARS,
     EMBEDS_PER_MESSAGE,
     MESSAGE_EMBED_CHARS,
     TITLE_CHARS,
 )
-from bot.posting import post_due
-from bot.transports import FilePosts, Target
+from paperboy_bot.posting import post_due
+from paperboy_bot.transports import FilePosts, Target
+from sqlalchemy import Engine, update
+from sqlmodel import Session, select
+
 from newsletter.feeds import FeedError, add_feed, list_feeds, queue_posts, remove_feed
 from newsletter.ingest import ingest_bytes
 from newsletter.models import Delivery, Paper, PaperMatch

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from paperboy_bot.embeds import paper_embed
 from sqlalchemy import Engine
 
-from bot.embeds import paper_embed
 from newsletter.ingest import ingest_bytes
 from newsletter.matcher import explain
 from newsletter.pipeline import PaperHit, latest_digest_id, match_query

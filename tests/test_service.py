@@ -13,11 +13,11 @@ from typing import Any
 import discord.http
 import pytest
 from aiosmtpd.controller import Controller
+from paperboy_bot.service import plugin
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from bot.service import plugin
 from newsletter.cli import with_plugins
 from newsletter.config import get_settings
 from newsletter.feeds import add_feed, queue_posts

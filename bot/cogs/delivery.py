@@ -9,12 +9,12 @@ from zoneinfo import available_timezones
 import discord
 from discord import app_commands
 from discord.ext import commands
+from paperboy_bot.replies import reply
 
-from bot.replies import reply
 from newsletter.people import set_delivery, set_dm
 
 if TYPE_CHECKING:
-    from bot.client import Paperboy
+    from paperboy_bot.client import Paperboy
 
 CHOICES = 25
 

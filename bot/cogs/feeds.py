@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 from discord.ext import commands
+from paperboy_bot.embeds import clean, pack, section_embeds
+from paperboy_bot.replies import reply
 
-from bot.embeds import clean, pack, section_embeds
-from bot.replies import reply
 from newsletter.feeds import FeedError, add_feed, feed_sample, list_feeds, remove_feed
 
 if TYPE_CHECKING:
-    from bot.client import Paperboy
+    from paperboy_bot.client import Paperboy
 
 TEST_PAPERS = 3
 NO_MENTIONS = discord.AllowedMentions.none()

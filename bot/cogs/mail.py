@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 from discord.ext import commands
+from paperboy_bot.embeds import clean
+from paperboy_bot.replies import reply
 
-from bot.embeds import clean
-from bot.replies import reply
 from newsletter.people import email_off, set_email, verify_email
 
 if TYPE_CHECKING:
-    from bot.client import Paperboy
+    from paperboy_bot.client import Paperboy
 
 
 class Email(commands.Cog):

@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 from discord.ext import commands
+from paperboy_bot.embeds import clean, pack, paper_embed, section_embeds
+from paperboy_bot.replies import reply
 
-from bot.embeds import clean, pack, paper_embed, section_embeds
-from bot.replies import reply
 from newsletter.people import papers_of_day
 from newsletter.pipeline import SEARCH_WINDOW, PaperSearch
 from newsletter.sections import PaperView
 from newsletter.subscriptions import SubscriptionError
 
 if TYPE_CHECKING:
-    from bot.client import Paperboy
+    from paperboy_bot.client import Paperboy
 
 SEARCH_RESULTS = 10
 

@@ -7,16 +7,16 @@ from typing import TYPE_CHECKING
 import discord
 from discord import app_commands
 from discord.ext import commands
+from paperboy_bot.embeds import COLOUR, clean
+from paperboy_bot.replies import reply
 from sqlmodel import Session, col, select
 
-from bot.embeds import COLOUR, clean
-from bot.replies import reply
 from newsletter.models import Subscriber, Subscription, Topic
 from newsletter.subscriptions import Who, subscribe, topic_counts, unsubscribe
 from newsletter.topics import catalogue
 
 if TYPE_CHECKING:
-    from bot.client import Paperboy
+    from paperboy_bot.client import Paperboy
 
 CHOICES = 25  # Discord shows at most 25 autocomplete choices
 PAGE = 10

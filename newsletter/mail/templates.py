@@ -16,9 +16,10 @@ from pathlib import Path
 import css_inline
 from jinja2 import BaseLoader, Environment, FileSystemLoader, StrictUndefined
 
+from newsletter import shipped
 from newsletter.config import get_settings
 
-BUILTIN = Path(__file__).resolve().parents[2] / "templates"
+BUILTIN = shipped.templates()
 _JINJA_TAG = re.compile(r"{%.*?%}|{{.*?}}|{#.*?#}", re.DOTALL)
 _INLINER = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 
@@ -58,8 +59,6 @@ def environment(folder: Path | None = None) -> Environment:
     if chosen is not None and not chosen.is_dir():
         raise TemplateError(f"templates folder {chosen} (PAPERBOY_TEMPLATES_DIR) is not a folder")
     folders = [chosen, BUILTIN] if chosen is not None else [BUILTIN]
-    if not BUILTIN.is_dir():
-        raise TemplateError(f"built-in templates not found at {BUILTIN}")
     return Environment(
         loader=_InliningLoader(folders),
         autoescape=lambda name: name is not None and name.endswith(".html"),
