@@ -22,7 +22,7 @@ REAL = {
     "rss": (DATA / "arxiv-rss-cs.LG.xml").read_bytes(),
     "atom": (DATA / "arxiv-atom-query.xml").read_bytes(),
 }
-PLACES = ("line ", "$", "item ", "entry ")
+PLACES = ("line ", "$", "item ", "entry ", "feed <")
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
