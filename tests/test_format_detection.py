@@ -15,6 +15,8 @@ from tests.conftest import DATA, NOW, SEED
         (DATA / "2026-08-21.json", "hf-daily-papers-json"),
         (DATA / "arxiv-rss-cs.LG.xml", "arxiv-rss"),
         (DATA / "arxiv-atom-query.xml", "arxiv-atom"),
+        (DATA / "hf-daily-papers-2024-08-01.html", "hf-daily-papers-html"),
+        (DATA / "arxiv-rss-quant-ph-2025-04-28.xml", "arxiv-rss"),
     ],
 )
 def test_format_is_detected_whatever_the_file_is_called(path, source_format: str) -> None:

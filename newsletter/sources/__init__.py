@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from newsletter.sources import arxiv_feed, hf_daily_json, hf_page_text
+from newsletter.sources import arxiv_feed, hf_daily_json, hf_page_html, hf_page_text
 from newsletter.sources.base import (
     MAX_DIGEST_BYTES,
     DigestError,
@@ -32,6 +32,8 @@ def _parse(data: bytes, now: datetime, date_hint: date | None) -> ParsedDigest:
         raise DigestError("line 1", "empty file: expected a digest")
     if head[:1] in (b"[", b"{"):
         return hf_daily_json.parse(decode_utf8(data), now, date_hint)
+    if head[:14].lower() == b"<!doctype html" or head[:5].lower() == b"<html":
+        return hf_page_html.parse(decode_utf8(data), now)
     if head[:1] == b"<":
         return arxiv_feed.parse(data, now)
     return hf_page_text.parse(decode_utf8(data), now)

@@ -53,8 +53,8 @@ class _Entry(BaseModel):
 _ENTRIES = TypeAdapter(list[_Entry])
 
 
-def json_path(loc: tuple[int | str, ...]) -> str:
-    return "$" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+def json_path(loc: tuple[int | str, ...], root: str = "$") -> str:
+    return root + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
 
 
 def _kind(value: object) -> str:
@@ -67,12 +67,12 @@ def _kind(value: object) -> str:
     return names.get(type(value), f"a {type(value).__name__}")
 
 
-def _validate(data: object) -> list[_Entry]:
+def _validate(data: object, root: str) -> list[_Entry]:
     try:
         return _ENTRIES.validate_python(data)
     except ValidationError as err:
         first = err.errors()[0]
-        where = json_path(tuple(first["loc"]))
+        where = json_path(tuple(first["loc"]), root)
         if first["type"] == "missing":
             message = "required field is missing"
         elif not first["loc"]:
@@ -119,23 +119,12 @@ def digest_date(entries: list[_Entry], hint: date | None, now: datetime) -> tupl
     )
 
 
-def parse(text: str, now: datetime, hint: date | None = None) -> ParsedDigest:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        # A string running to the end is a cut-off file too: JSON strings cannot span lines.
-        ended = not text[err.pos :].strip() or err.msg.startswith("Unterminated string")
-        reason = "the document ends too early (truncated?)" if ended else err.msg
-        where = f"line {err.lineno} column {err.colno}"
-        raise DigestError(where, f"invalid JSON: {reason}") from None
-    except RecursionError:
-        raise DigestError("line 1", "invalid JSON: nested too deeply") from None
-    except ValueError as err:  # an integer of over 4,300 digits
-        raise DigestError("line 1", f"invalid JSON: {err}") from None
-    entries = _validate(data)
+def read_entries(data: object, root: str = "$") -> tuple[list[_Entry], list[ParsedPaper]]:
+    """The entries and their papers from a decoded daily-papers array found at `root`."""
+    entries = _validate(data, root)
     papers = []
     for index, entry in enumerate(entries):
-        where = f"$[{index}].paper"
+        where = f"{root}[{index}].paper"
         found = split_arxiv_id(entry.paper.id, f"{where}.id", whole=True)
         if found is None:
             raise DigestError(
@@ -161,5 +150,22 @@ def parse(text: str, now: datetime, hint: date | None = None) -> ParsedDigest:
                 ),
             )
         )
+    return entries, papers
+
+
+def parse(text: str, now: datetime, hint: date | None = None) -> ParsedDigest:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        # A string running to the end is a cut-off file too: JSON strings cannot span lines.
+        ended = not text[err.pos :].strip() or err.msg.startswith("Unterminated string")
+        reason = "the document ends too early (truncated?)" if ended else err.msg
+        where = f"line {err.lineno} column {err.colno}"
+        raise DigestError(where, f"invalid JSON: {reason}") from None
+    except RecursionError:
+        raise DigestError("line 1", "invalid JSON: nested too deeply") from None
+    except ValueError as err:  # an integer of over 4,300 digits
+        raise DigestError("line 1", f"invalid JSON: {err}") from None
+    entries, papers = read_entries(data)
     day, note = digest_date(entries, hint, now)
     return ParsedDigest(source_format=FORMAT, digest_date=day, date_note=note, papers=papers)
