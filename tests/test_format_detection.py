@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.sources import MAX_DIGEST_BYTES, DigestError, parse_digest
+from newsletter.sources import MAX_DIGEST_BYTES, MAX_MARKUP_BYTES, DigestError, parse_digest
 from tests.conftest import DATA, NOW, SEED
 
 
@@ -51,3 +51,12 @@ def test_invalid_utf8_names_the_line_and_byte() -> None:
 def test_a_file_over_the_size_limit_is_refused_before_parsing() -> None:
     with pytest.raises(DigestError, match="over the digest size limit"):
         parse_digest(b"[" + b" " * MAX_DIGEST_BYTES + b"]", "big.json", NOW)
+
+
+def test_a_feed_over_the_markup_limit_is_refused_before_any_xml_is_read() -> None:
+    feed = (DATA / "arxiv-rss-quant-ph-2025-04-28.xml").read_bytes()
+    padded = feed.replace(b"</channel>", b" " * MAX_MARKUP_BYTES + b"</channel>")
+    with pytest.raises(
+        DigestError, match=r"^big.xml: line 1: .* over the size limit of 16,777,216"
+    ):
+        parse_digest(padded, "big.xml", NOW)

@@ -22,6 +22,10 @@ MAX_AUTHORS = 3_000
 MAX_AUTHOR_CHARS = 300
 # The 10,000-paper benchmark digest is 17 MB; a real day is under 1 MB.
 MAX_DIGEST_BYTES = 64 * 1024 * 1024
+# Feeds and pages cost more per byte (feedparser reads about 2 MiB a second, the page's props
+# are unescaped and copied): 16 MiB keeps one under 10 s and 250 MB (bench/parse_limits.py),
+# and arXiv's largest daily listing is a few megabytes.
+MAX_MARKUP_BYTES = 16 * 1024 * 1024
 # Keys are indexed; PostgreSQL b-tree entries must stay under ~2.7 KB.
 MAX_TITLE_KEY_CHARS = 500
 # The database's own limits, read from the columns so that SQLite (which ignores them) and
