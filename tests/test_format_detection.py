@@ -60,3 +60,21 @@ def test_a_feed_over_the_markup_limit_is_refused_before_any_xml_is_read() -> Non
         DigestError, match=r"^big.xml: line 1: .* over the size limit of 16,777,216"
     ):
         parse_digest(padded, "big.xml", NOW)
+
+
+def test_every_format_fits_its_column_and_has_a_name_for_readers() -> None:
+    from newsletter.feeds import SOURCE_NAMES
+    from newsletter.models import Digest
+    from newsletter.sources import arxiv_feed, hf_daily_json, hf_page_html, hf_page_text
+
+    formats = {
+        hf_page_text.FORMAT,
+        hf_daily_json.FORMAT,
+        hf_page_html.FORMAT,
+        arxiv_feed.RSS_FORMAT,
+        arxiv_feed.ATOM_FORMAT,
+        arxiv_feed.LISTING_ATOM_FORMAT,
+    }
+    limit = Digest.__table__.c.source_format.type.length
+    assert {f for f in formats if len(f) > limit} == set()
+    assert formats - set(SOURCE_NAMES) == set()
