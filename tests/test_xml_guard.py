@@ -100,3 +100,9 @@ def test_an_error_after_a_long_prolog_names_the_line_in_the_file() -> None:
     err, _ = refusal(data)
     line = data[: data.index(b"</chanel>")].count(b"\n") + 1
     assert err.where == f"line {line}"
+
+
+def test_an_unknown_encoding_name_in_the_declaration_is_read_as_the_utf8_it_is() -> None:
+    """Found by a fuzz run: expat raised LookupError for `encoding='UTFnull-8'`."""
+    data = LISTING.replace(b"encoding='UTF-8'", b"encoding='UTFnull-8'", 1)
+    assert len(parse_digest(data, "listing.xml", NOW).papers) == 81
