@@ -182,8 +182,10 @@ class PostContent:
 SOURCE_NAMES = {
     "hf-daily-page-text": "Hugging Face Daily Papers",
     "hf-daily-papers-json": "Hugging Face Daily Papers",
+    "hf-daily-papers-html": "Hugging Face Daily Papers",
     "arxiv-rss": "arXiv",
     "arxiv-atom": "arXiv",
+    "arxiv-atom-listing": "arXiv",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.sources import MAX_DIGEST_BYTES, DigestError, parse_digest
+from newsletter.sources import MAX_DIGEST_BYTES, MAX_MARKUP_BYTES, DigestError, parse_digest
 from tests.conftest import DATA, NOW, SEED
 
 
@@ -15,6 +15,8 @@ from tests.conftest import DATA, NOW, SEED
         (DATA / "2026-08-21.json", "hf-daily-papers-json"),
         (DATA / "arxiv-rss-cs.LG.xml", "arxiv-rss"),
         (DATA / "arxiv-atom-query.xml", "arxiv-atom"),
+        (DATA / "hf-daily-papers-2024-08-01.html", "hf-daily-papers-html"),
+        (DATA / "arxiv-rss-quant-ph-2025-04-28.xml", "arxiv-rss"),
     ],
 )
 def test_format_is_detected_whatever_the_file_is_called(path, source_format: str) -> None:
@@ -49,3 +51,30 @@ def test_invalid_utf8_names_the_line_and_byte() -> None:
 def test_a_file_over_the_size_limit_is_refused_before_parsing() -> None:
     with pytest.raises(DigestError, match="over the digest size limit"):
         parse_digest(b"[" + b" " * MAX_DIGEST_BYTES + b"]", "big.json", NOW)
+
+
+def test_a_feed_over_the_markup_limit_is_refused_before_any_xml_is_read() -> None:
+    feed = (DATA / "arxiv-rss-quant-ph-2025-04-28.xml").read_bytes()
+    padded = feed.replace(b"</channel>", b" " * MAX_MARKUP_BYTES + b"</channel>")
+    with pytest.raises(
+        DigestError, match=r"^big.xml: line 1: .* over the size limit of 16,777,216"
+    ):
+        parse_digest(padded, "big.xml", NOW)
+
+
+def test_every_format_fits_its_column_and_has_a_name_for_readers() -> None:
+    from newsletter.feeds import SOURCE_NAMES
+    from newsletter.models import Digest
+    from newsletter.sources import arxiv_feed, hf_daily_json, hf_page_html, hf_page_text
+
+    formats = {
+        hf_page_text.FORMAT,
+        hf_daily_json.FORMAT,
+        hf_page_html.FORMAT,
+        arxiv_feed.RSS_FORMAT,
+        arxiv_feed.ATOM_FORMAT,
+        arxiv_feed.LISTING_ATOM_FORMAT,
+    }
+    limit = Digest.__table__.c.source_format.type.length
+    assert {f for f in formats if len(f) > limit} == set()
+    assert formats - set(SOURCE_NAMES) == set()

@@ -21,8 +21,10 @@ REAL = {
     "json-old": (DATA / "2024-05-27.json").read_bytes(),
     "rss": (DATA / "arxiv-rss-cs.LG.xml").read_bytes(),
     "atom": (DATA / "arxiv-atom-query.xml").read_bytes(),
+    "page-html": (DATA / "hf-daily-papers-2024-08-01.html").read_bytes(),
+    "rss-real": (DATA / "arxiv-rss-quant-ph-2025-04-28.xml").read_bytes(),
 }
-PLACES = ("line ", "$", "item ", "entry ")
+PLACES = ("line ", "$", "item ", "entry ", "feed <")
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from newsletter.sources import arxiv_feed, hf_daily_json, hf_page_text
+from newsletter.sources import arxiv_feed, hf_daily_json, hf_page_html, hf_page_text
 from newsletter.sources.base import (
     MAX_DIGEST_BYTES,
+    MAX_MARKUP_BYTES,
     DigestError,
     ParsedDigest,
     ParsedPaper,
@@ -15,6 +16,7 @@ from newsletter.sources.base import (
 
 __all__ = [
     "MAX_DIGEST_BYTES",
+    "MAX_MARKUP_BYTES",
     "DigestError",
     "ParsedDigest",
     "ParsedPaper",
@@ -32,6 +34,14 @@ def _parse(data: bytes, now: datetime, date_hint: date | None) -> ParsedDigest:
         raise DigestError("line 1", "empty file: expected a digest")
     if head[:1] in (b"[", b"{"):
         return hf_daily_json.parse(decode_utf8(data), now, date_hint)
+    if head[:1] == b"<" and len(data) > MAX_MARKUP_BYTES:
+        raise DigestError(
+            "line 1",
+            f"{len(data):,} bytes is over the size limit of {MAX_MARKUP_BYTES:,} for an XML "
+            "feed or HTML page",
+        )
+    if head[:14].lower() == b"<!doctype html" or head[:5].lower() == b"<html":
+        return hf_page_html.parse(decode_utf8(data), now)
     if head[:1] == b"<":
         return arxiv_feed.parse(data, now)
     return hf_page_text.parse(decode_utf8(data), now)

@@ -1,13 +1,13 @@
-"""arXiv listings: the daily RSS 2.0 feed and the Atom replies of the query API, via feedparser.
+"""arXiv listings: the daily RSS 2.0 and Atom feeds and the Atom replies of the query API.
 
-Both carry versioned ids; papers are keyed by the id without its version, and the version
-and announce type are kept so a `replace` announcement updates the stored paper.
+All carry versioned ids; papers are keyed by the id without its version, and the version
+and announce type are kept so a `replace` announcement updates the stored paper. The bytes
+pass `xml_guard.check_xml` (no DTD, no entities, well-formed) before feedparser reads them.
 """
 
 from __future__ import annotations
 
 import re
-import time
 import xml.sax
 from datetime import date, datetime
 from email.utils import parsedate_to_datetime
@@ -26,34 +26,53 @@ from newsletter.sources.base import (
     split_arxiv_id,
     unwrap,
 )
+from newsletter.sources.xml_guard import check_xml, root_start
 
 RSS_FORMAT = "arxiv-rss"
 ATOM_FORMAT = "arxiv-atom"
-_ABSTRACT_MARK = re.compile(r"(?:^|\n)\s*Abstract:\s*")
-_AUTHOR_SPLIT = re.compile(r",\s*|\s+and\s+")
+LISTING_ATOM_FORMAT = "arxiv-atom-listing"
+# Every pattern here runs on untrusted text, so none may rescan a run it failed on: the
+# line-start marker allows no newline in its leading blanks (`\s*` there re-read every
+# following blank line from every newline: quadratic), and " and " must start a blank run.
+_ABSTRACT_MARK = re.compile(r"(?:^|\n)[^\S\n]*Abstract:\s*")
+_LISTING_PREFIX = re.compile(r"\s*arXiv:\S+\s+Announce Type:[^\S\n]*\S*\s+Abstract:\s*")
+_AUTHOR_SPLIT = re.compile(r",\s*|(?<!\s)\s+and\s+")
+_LISTING_FEED_ID = "http://rss.arxiv.org/atom/"
 
 
-def _feed_date(raw: str | None, parsed: time.struct_time | None) -> date | None:
-    """The date as the feed wrote it (arXiv stamps midnight US Eastern), not shifted to UTC."""
-    if raw:
-        try:
-            return parsedate_to_datetime(raw).date()
-        except (TypeError, ValueError):
-            try:
-                return datetime.fromisoformat(raw).date()
-            except ValueError:
-                pass
-    if parsed:
-        return date(parsed.tm_year, parsed.tm_mon, parsed.tm_mday)
-    return None
+def _feed_date(raw: str | None, where: str, label: str) -> date | None:
+    """The date as the feed wrote it (arXiv stamps midnight US Eastern), not shifted to UTC.
+
+    RFC 822 (RSS) or ISO 8601 (Atom); a date that is there but is neither, or is out of
+    range (`0000-00-00`), is refused rather than guessed.
+    """
+    if not raw or not raw.strip():
+        return None
+    text = raw.strip()
+    try:
+        return parsedate_to_datetime(text).date()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        pass
+    try:
+        return datetime.fromisoformat(text).date()
+    except ValueError:
+        raise DigestError(
+            where, f"{label} {text[:40]!r} is not a date (RFC 822 or ISO 8601)"
+        ) from None
 
 
-def _digest_date(feed: Any, entries: list[Any], now: datetime) -> tuple[date, str]:
-    for key, label in (("published", "channel pubDate"), ("updated", "feed updated date")):
-        found = _feed_date(feed.get(key), feed.get(f"{key}_parsed"))
+def _digest_date(feed: Any, entries: list[Any], item: str, now: datetime) -> tuple[date, str]:
+    for key, tag, label in (
+        ("published", "pubDate", "channel pubDate"),
+        ("updated", "updated", "feed updated date"),
+    ):
+        found = _feed_date(feed.get(key), f"feed <{tag}>", label)
         if found:
             return found, label
-    dated = [_feed_date(e.get("published"), e.get("published_parsed")) for e in entries]
+    dated = [
+        _feed_date(e.get("published"), f"{item} {n}", "published date")
+        for n, e in enumerate(entries, start=1)
+    ]
     dates = [d for d in dated if d]
     if dates:
         return max(dates), "latest entry date"
@@ -62,20 +81,22 @@ def _digest_date(feed: Any, entries: list[Any], now: datetime) -> tuple[date, st
 
 def _entry_id(entry: Any, where: str) -> tuple[str, int | None]:
     for candidate in (entry.get("id"), entry.get("link")):
-        if candidate and (found := split_arxiv_id(candidate)):
+        if candidate and (found := split_arxiv_id(candidate, where)):
             return found
     raise DigestError(where, "expected an arXiv id in <guid>, <id> or <link>, found none")
 
 
 def _authors(entry: Any) -> tuple[str, ...]:
     names = [a.get("name", "") for a in entry.get("authors", [])]
-    if len(names) == 1:  # RSS puts every author in one dc:creator
+    if len(names) == 1:  # RSS and the Atom listing put every author in one dc:creator
         names = _AUTHOR_SPLIT.split(names[0])
     return tuple(n for n in (collapse_spaces(n) for n in names) if n)
 
 
 def _abstract(entry: Any) -> str:
     summary = entry.get("summary", "")
+    if prefix := _LISTING_PREFIX.match(summary):
+        return unwrap(summary[prefix.end() :])
     parts = _ABSTRACT_MARK.split(summary, maxsplit=1)
     return unwrap(parts[1] if len(parts) == 2 else summary)
 
@@ -102,8 +123,11 @@ def parse(data: bytes, now: datetime) -> ParsedDigest:
     # arXiv serves UTF-8. Saying so up front, as an HTTP header would, keeps feedparser from
     # trusting a garbled encoding declaration, on which it crashes (found by property tests).
     decode_utf8(data)
+    check_xml(data)
+    root = root_start(data)
+    lines_before = data.count(b"\n", 0, root)
     result = feedparser.parse(
-        data,
+        data[root:],
         response_headers={"content-type": "application/xml; charset=utf-8"},
         sanitize_html=False,
         resolve_relative_uris=False,
@@ -111,16 +135,21 @@ def parse(data: bytes, now: datetime) -> ParsedDigest:
     problem = result.get("bozo_exception")
     if isinstance(problem, xml.sax.SAXParseException):
         raise DigestError(
-            f"line {problem.getLineNumber()}", f"not well-formed XML: {problem.getMessage()}"
+            f"line {problem.getLineNumber() + lines_before}",
+            f"not well-formed XML: {problem.getMessage()}",
         )
     version = result.get("version", "")
+    entries = result.entries
     if version.startswith("rss"):
         source_format, item = RSS_FORMAT, "item"
     elif version.startswith("atom"):
         source_format, item = ATOM_FORMAT, "entry"
+        if str(result.feed.get("id", "")).startswith(_LISTING_FEED_ID) or any(
+            e.get("arxiv_announce_type") for e in entries
+        ):
+            source_format = LISTING_ATOM_FORMAT
     else:
         raise DigestError("line 1", "expected an RSS 2.0 or Atom feed, found other XML")
-    entries = result.entries
     if (
         source_format == ATOM_FORMAT
         and len(entries) == 1
@@ -130,7 +159,7 @@ def parse(data: bytes, now: datetime) -> ParsedDigest:
             f"{item} 1", f"the arXiv API answered with an error: {entries[0].get('summary', '')!r}"
         )
     papers = [_paper(entry, f"{item} {n}") for n, entry in enumerate(entries, start=1)]
-    day, note = _digest_date(result.feed, entries, now)
+    day, note = _digest_date(result.feed, entries, item, now)
     title = collapse_spaces(result.feed.get("title", "")) or None
     return ParsedDigest(
         source_format=source_format, digest_date=day, date_note=note, papers=papers, title=title

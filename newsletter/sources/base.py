@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import urlencode
 
+from newsletter.models import DigestPaper, Paper
+
 # arXiv caps abstracts at 1,920 characters and titles well under 300; these limits leave a
 # wide margin for other sources while refusing megabyte fields that would bloat every mail.
 MAX_TITLE_CHARS = 1_000
@@ -20,11 +22,26 @@ MAX_AUTHORS = 3_000
 MAX_AUTHOR_CHARS = 300
 # The 10,000-paper benchmark digest is 17 MB; a real day is under 1 MB.
 MAX_DIGEST_BYTES = 64 * 1024 * 1024
+# Feeds and pages cost more per byte (feedparser reads about 2 MiB a second, the page's props
+# are unescaped and copied): 16 MiB keeps one under 10 s and 250 MB (bench/parse_limits.py),
+# and arXiv's largest daily listing is a few megabytes.
+MAX_MARKUP_BYTES = 16 * 1024 * 1024
 # Keys are indexed; PostgreSQL b-tree entries must stay under ~2.7 KB.
 MAX_TITLE_KEY_CHARS = 500
+# The database's own limits, read from the columns so that SQLite (which ignores them) and
+# PostgreSQL (which fails the whole transaction) refuse the same digest, at the parser.
+MAX_ARXIV_ID_CHARS: int = Paper.__table__.c.arxiv_id.type.length
+MAX_ANNOUNCE_TYPE_CHARS: int = DigestPaper.__table__.c.announce_type.type.length
+MAX_DB_INT = 2**31 - 1  # version and upvotes are INTEGER columns
+# More digits than any INTEGER has; also keeps int() off Python's 4,300-digit refusal.
+_MAX_INT_DIGITS = len(str(MAX_DB_INT))
 
+# A search runs this pattern from every position of untrusted text, so it must not rescan:
+# the lookbehinds let a match start only where a run of letters or digits starts, and the
+# possessive quantifiers never give back what they took, so a 40 KB <guid> is one pass.
 _ARXIV_ID = re.compile(
-    r"(?P<id>\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Za-z]{2})?/\d{7})(?:v(?P<version>\d+))?"
+    r"(?P<id>(?<![\d.])\d{4}\.\d{4,5}(?!\d)|(?<![A-Za-z-])[a-z][a-z-]*+(?:\.[A-Za-z]{2})?/\d{7})"
+    r"(?:v(?P<version>\d++))?"
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
 _NON_WORD = re.compile(r"[\W_]+")
@@ -83,13 +100,29 @@ def title_key(title: str) -> str:
     return " ".join(_NON_WORD.sub(" ", folded).split())[:MAX_TITLE_KEY_CHARS]
 
 
-def split_arxiv_id(text: str, *, whole: bool = False) -> tuple[str, int | None] | None:
-    """`2401.01234v2` -> (`2401.01234`, 2); unless `whole`, ids inside URLs and guids count too."""
+def split_arxiv_id(text: str, where: str, *, whole: bool = False) -> tuple[str, int | None] | None:
+    """`2401.01234v2` -> (`2401.01234`, 2); unless `whole`, ids inside URLs and guids count too.
+
+    An id or version over the database's limits is refused here, naming `where`.
+    """
     match = _ARXIV_ID.fullmatch(text.strip()) if whole else _ARXIV_ID.search(text)
     if match is None:
         return None
-    version = match.group("version")
-    return match.group("id"), int(version) if version else None
+    arxiv_id, version = match.group("id"), match.group("version")
+    if len(arxiv_id) > MAX_ARXIV_ID_CHARS:
+        raise DigestError(
+            where,
+            f"arXiv id of {len(arxiv_id):,} characters ({arxiv_id[:40]}...) is over the limit "
+            f"of {MAX_ARXIV_ID_CHARS}",
+        )
+    if version is None:
+        return arxiv_id, None
+    if len(version) > _MAX_INT_DIGITS or int(version) > MAX_DB_INT:
+        raise DigestError(
+            where,
+            f"version v{version[:30]} of arXiv id {arxiv_id} is over the limit of {MAX_DB_INT:,}",
+        )
+    return arxiv_id, int(version)
 
 
 def strip_controls(text: str) -> str:
@@ -136,6 +169,14 @@ def checked_paper(where: str, paper: ParsedPaper) -> ParsedPaper:
         raise DigestError(
             where, f"{len(paper.authors):,} authors is over the limit of {MAX_AUTHORS:,}"
         )
+    if paper.announce_type is not None and len(paper.announce_type) > MAX_ANNOUNCE_TYPE_CHARS:
+        raise DigestError(
+            where,
+            f"announce type of {len(paper.announce_type):,} characters is over the limit of "
+            f"{MAX_ANNOUNCE_TYPE_CHARS}",
+        )
+    if paper.upvotes is not None and not 0 <= paper.upvotes <= MAX_DB_INT:
+        raise DigestError(where, f"upvotes {paper.upvotes} is outside 0 to {MAX_DB_INT:,}")
     for name in paper.authors:
         if len(name) > MAX_AUTHOR_CHARS:
             raise DigestError(

@@ -1,17 +1,20 @@
 """The Hugging Face `api/daily_papers` JSON: a list of entries, each with a nested `paper`.
 
 Older days lack most fields; titles and summaries inside `paper` are hard-wrapped with
-newlines and two-space indents, so both are unwrapped.
+newlines and two-space indents, so both are unwrapped. Times are made aware UTC as they are
+read: the API writes `Z`, and a time written without a zone is taken as UTC (the digest's
+date note says so) rather than refusing the day or comparing naive with aware.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from newsletter.sources.base import (
+    MAX_DB_INT,
     DigestError,
     ParsedDigest,
     ParsedPaper,
@@ -36,7 +39,7 @@ class _Paper(BaseModel):
     title: str
     summary: str = ""
     authors: list[_Author] = []
-    upvotes: int | None = None
+    upvotes: int | None = Field(default=None, ge=0, le=MAX_DB_INT)
     submittedOnDailyAt: datetime | None = None
 
 
@@ -50,23 +53,26 @@ class _Entry(BaseModel):
 _ENTRIES = TypeAdapter(list[_Entry])
 
 
-def json_path(loc: tuple[int | str, ...]) -> str:
-    return "$" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+def json_path(loc: tuple[int | str, ...], root: str = "$") -> str:
+    return root + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
 
 
 def _kind(value: object) -> str:
     names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
     if value is None:
         return "null"
+    if type(value) in (int, float):
+        shown = str(value)
+        return shown if len(shown) <= 30 else f"a number of {len(shown):,} digits"
     return names.get(type(value), f"a {type(value).__name__}")
 
 
-def _validate(data: object) -> list[_Entry]:
+def _validate(data: object, root: str) -> list[_Entry]:
     try:
         return _ENTRIES.validate_python(data)
     except ValidationError as err:
         first = err.errors()[0]
-        where = json_path(tuple(first["loc"]))
+        where = json_path(tuple(first["loc"]), root)
         if first["type"] == "missing":
             message = "required field is missing"
         elif not first["loc"]:
@@ -76,35 +82,50 @@ def _validate(data: object) -> list[_Entry]:
         raise DigestError(where, message) from None
 
 
+def _utc(value: datetime, where: str) -> tuple[datetime, bool]:
+    """The time in UTC, and whether it had no zone (then it is taken as UTC)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC), True
+    try:
+        return value.astimezone(UTC), False
+    except OverflowError:
+        raise DigestError(where, f"time {value.isoformat()} is out of range in UTC") from None
+
+
+def _latest(entries: list[_Entry], field: str, label: str) -> tuple[date, str] | None:
+    times = []
+    for index, entry in enumerate(entries):
+        holder = entry.paper if field == "submittedOnDailyAt" else entry
+        value = getattr(holder, field)
+        if value is not None:
+            where = f"$[{index}]" + (".paper" if holder is entry.paper else "") + f".{field}"
+            times.append(_utc(value, where))
+    if not times:
+        return None
+    latest = max(t for t, _ in times)
+    naive = sum(1 for _, was_naive in times if was_naive)
+    note = f" ({naive} without a time zone, taken as UTC)" if naive else ""
+    return latest.date(), f"{label}{note}"
+
+
 def digest_date(entries: list[_Entry], hint: date | None, now: datetime) -> tuple[date, str]:
     """The day the digest is for: HF stamps each entry with when it went on the daily page."""
     if hint is not None:
         return hint, "date given with the digest (the API's ?date=)"
-    daily = [e.paper.submittedOnDailyAt for e in entries if e.paper.submittedOnDailyAt]
-    if daily:
-        return max(daily).date(), "latest paper.submittedOnDailyAt of the entries"
-    listed = [e.publishedAt for e in entries if e.publishedAt]
-    if listed:
-        return max(listed).date(), "latest publishedAt of the entries (older API shape)"
-    return now.date(), "no dates in the digest: took the ingest date"
+    return (
+        _latest(entries, "submittedOnDailyAt", "latest paper.submittedOnDailyAt of the entries")
+        or _latest(entries, "publishedAt", "latest publishedAt of the entries (older API shape)")
+        or (now.date(), "no dates in the digest: took the ingest date")
+    )
 
 
-def parse(text: str, now: datetime, hint: date | None = None) -> ParsedDigest:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        # A string running to the end is a cut-off file too: JSON strings cannot span lines.
-        ended = not text[err.pos :].strip() or err.msg.startswith("Unterminated string")
-        reason = "the document ends too early (truncated?)" if ended else err.msg
-        where = f"line {err.lineno} column {err.colno}"
-        raise DigestError(where, f"invalid JSON: {reason}") from None
-    except RecursionError:
-        raise DigestError("line 1", "invalid JSON: nested too deeply") from None
-    entries = _validate(data)
+def read_entries(data: object, root: str = "$") -> tuple[list[_Entry], list[ParsedPaper]]:
+    """The entries and their papers from a decoded daily-papers array found at `root`."""
+    entries = _validate(data, root)
     papers = []
     for index, entry in enumerate(entries):
-        where = f"$[{index}].paper"
-        found = split_arxiv_id(entry.paper.id, whole=True)
+        where = f"{root}[{index}].paper"
+        found = split_arxiv_id(entry.paper.id, f"{where}.id", whole=True)
         if found is None:
             raise DigestError(
                 f"{where}.id",
@@ -129,5 +150,22 @@ def parse(text: str, now: datetime, hint: date | None = None) -> ParsedDigest:
                 ),
             )
         )
+    return entries, papers
+
+
+def parse(text: str, now: datetime, hint: date | None = None) -> ParsedDigest:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        # A string running to the end is a cut-off file too: JSON strings cannot span lines.
+        ended = not text[err.pos :].strip() or err.msg.startswith("Unterminated string")
+        reason = "the document ends too early (truncated?)" if ended else err.msg
+        where = f"line {err.lineno} column {err.colno}"
+        raise DigestError(where, f"invalid JSON: {reason}") from None
+    except RecursionError:
+        raise DigestError("line 1", "invalid JSON: nested too deeply") from None
+    except ValueError as err:  # an integer of over 4,300 digits
+        raise DigestError("line 1", f"invalid JSON: {err}") from None
+    entries, papers = read_entries(data)
     day, note = digest_date(entries, hint, now)
     return ParsedDigest(source_format=FORMAT, digest_date=day, date_note=note, papers=papers)
