@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, delete, or_
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from newsletter.db import writing
@@ -33,6 +34,10 @@ def one_line(problem: BaseException) -> str:
     """What went wrong, on one line and short: a database error quotes its SQL and values."""
     if isinstance(problem, DigestError):
         text = f"{problem.where}: {problem.message}"
+    elif isinstance(problem, DBAPIError) and problem.orig is not None:
+        # The driver's own words, first line: SQLAlchemy's add the statement and its values.
+        lines = str(problem.orig).strip().splitlines() or [""]
+        text = f"database refused it: {type(problem.orig).__name__}: {lines[0]}"
     else:
         text = f"{type(problem).__name__}: {' '.join(str(problem).split())}".rstrip(": ")
     text = " ".join(text.split())
