@@ -22,14 +22,16 @@ from newsletter.cli_quality import quality
 from newsletter.cli_service import register as register_service
 from newsletter.config import get_settings
 from newsletter.db import DatabaseError, describe, open_database
+from newsletter.failures import listed
 from newsletter.feeds import queue_posts
 from newsletter.inbox import digest_files, read_digest
-from newsletter.ingest import IngestResult, Outcome, ingest_bytes
+from newsletter.ingest import IngestResult, Outcome
+from newsletter.intake import take_digest
 from newsletter.matcher import explain
-from newsletter.pipeline import PaperHit, latest_digest_id, match_digest, match_query, take_in
+from newsletter.models import utcnow
+from newsletter.pipeline import PaperHit, latest_digest_id, match_digest, match_query
 from newsletter.queries import ListedPaper, UnknownDigest, list_digests, list_papers
 from newsletter.query import QueryError
-from newsletter.sources import DigestError
 from newsletter.subscriptions import (
     SubscriptionError,
     Who,
@@ -92,6 +94,8 @@ def _report(result: IngestResult) -> None:
     out.print(line)
     if result.outcome is Outcome.STORED and result.date_note and "no year" in result.date_note:
         out.print(Text(f"  {result.date_note}", style="dim"))
+    for warning in result.warnings:
+        out.print(Text(f"  warning: {warning}", style="yellow"))
 
 
 @app.command()
@@ -127,22 +131,22 @@ def ingest(
     for name in names:
         origin = "<stdin>" if name == "-" else name
         try:
-            result = ingest_bytes(engine, read_digest(name), origin)
+            data = read_digest(name)
         except OSError as problem:
             err.print(Text(f"error: {origin}: cannot read: {problem.strerror}", style="red"))
             bad += 1
             continue
-        except DigestError as problem:
-            err.print(Text(f"error: {problem}", style="red"))
+        taken = take_digest(engine, data, origin, utcnow(), retry_now=True, quiet=True)
+        if taken.result is None:
+            err.print(Text(f"error: {origin}: {taken.error}", style="red"))
             bad += 1
             continue
-        _report(result)
-        results.append(result)
-        if result.outcome is Outcome.STORED and result.digest_id is not None:
-            taken = take_in(engine, result.digest_id)
+        _report(taken.result)
+        results.append(taken.result)
+        if taken.taken is not None:
             out.print(
-                f"  matched {taken.topics} topic(s); {taken.deliveries} Discord post(s) and "
-                "DM(s) queued; daily mails take it in at each reader's hour"
+                f"  matched {taken.taken.topics} topic(s); {taken.taken.deliveries} Discord "
+                "post(s) and DM(s) queued; daily mails take it in at each reader's hour"
             )
     stored = [r for r in results if r.outcome is Outcome.STORED]
     out.print(
@@ -209,32 +213,57 @@ def papers(
 @app.command()
 def digests(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Only the digests that failed to go in.")
+    ] = False,
 ) -> None:
-    """List ingested digests with their dates and where each date came from."""
-    rows = list_digests(_engine())
+    """List ingested digests with their dates and where each date came from, then the
+    digests that failed (which input, why, since when, the next try)."""
+    engine = _engine()
+    rows = [] if failed else list_digests(engine)
+    failures = listed(engine)
     if as_json:
-        data = [
-            row.model_dump(mode="json", exclude={"content_hash"}) | {"sha256": row.content_hash}
-            for row in rows
-        ]
+        if failed:
+            data = [f.model_dump(mode="json", exclude={"id"}) for f in failures]
+        else:
+            data = [
+                row.model_dump(mode="json", exclude={"content_hash"}) | {"sha256": row.content_hash}
+                for row in rows
+            ]
         sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
         return
-    if not rows:
+    if not failed and not rows:
         out.print("no digests stored yet: `paperboy ingest PATH` stores some")
-        return
-    table = Table(title="digests")
-    for name in ("id", "date", "format", "papers", "origin", "date from"):
-        table.add_column(name, overflow="fold")
-    for row in rows:
-        table.add_row(
-            str(row.id),
-            row.digest_date.isoformat(),
-            row.source_format,
-            str(row.paper_count),
-            Text(row.origin),
-            Text(row.date_note, style="dim"),
-        )
-    out.print(table)
+    if rows:
+        table = Table(title="digests")
+        for name in ("id", "date", "format", "papers", "origin", "date from"):
+            table.add_column(name, overflow="fold")
+        for row in rows:
+            table.add_row(
+                str(row.id),
+                row.digest_date.isoformat(),
+                row.source_format,
+                str(row.paper_count),
+                Text(row.origin),
+                Text(row.date_note, style="dim"),
+            )
+        out.print(table)
+    if failures:
+        table = Table(title="digests that failed (tried again after the next try time)")
+        for name in ("input", "error", "first seen", "last seen", "tries", "next try"):
+            table.add_column(name, overflow="fold")
+        for failure in failures:
+            table.add_row(
+                Text(failure.origin),
+                Text(failure.error, style="red"),
+                f"{failure.first_seen_at:%Y-%m-%d %H:%M}",
+                f"{failure.last_seen_at:%Y-%m-%d %H:%M}",
+                str(failure.attempts),
+                f"{failure.next_retry_at:%Y-%m-%d %H:%M}",
+            )
+        out.print(table)
+    elif failed:
+        out.print("no digest has failed")
 
 
 def _who(email: str | None, discord: int | None) -> Who:

@@ -12,11 +12,13 @@ from typing import Annotated
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from newsletter import shipped
 from newsletter.cli_common import (
     EXIT_BAD_INPUT,
     EXIT_UNAVAILABLE,
+    err,
     fail,
     open_engine,
     out,
@@ -27,7 +29,7 @@ from newsletter.config import Settings, get_settings
 from newsletter.demo import run_demo
 from newsletter.inbox import Inbox
 from newsletter.mail.daily import queue_daily
-from newsletter.models import utcnow
+from newsletter.models import DigestFailure, utcnow
 from newsletter.outbox import Summary
 from newsletter.scheduler import Intervals, Jobs, Service
 from newsletter.service import Part, Unavailable, WebPart, Wiring, assemble
@@ -118,6 +120,18 @@ def deliver() -> None:
     out.print("; ".join(where))
 
 
+SHOWN_FAILURES = 5
+
+
+def failure_line(failure: DigestFailure) -> str:
+    """One failed digest: which input, why, since when, how often, and the next try."""
+    return (
+        f"{failure.origin}: {failure.error} (since {failure.first_seen_at:%Y-%m-%d %H:%M} UTC, "
+        f"{failure.attempts} tr{'y' if failure.attempts == 1 else 'ies'}, "
+        f"next after {failure.next_retry_at:%Y-%m-%d %H:%M})"
+    )
+
+
 def _ago(then: datetime | None, now: datetime) -> str:
     if then is None:
         return "never"
@@ -152,6 +166,12 @@ def status() -> None:
             f"mail sending paused since {paused.since:%Y-%m-%d %H:%M} UTC (next try"
             f" {paused.until:%H:%M} UTC; no reader blamed): {paused.reason}"
         )
+    if found.failures:
+        out.print(f"digests that failed: {len(found.failures)} (`paperboy digests` lists them)")
+        for failure in found.failures[:SHOWN_FAILURES]:
+            out.print(Text(f"  {failure_line(failure)}"))
+    else:
+        out.print("digests that failed: none")
     for source in found.sources:
         problem = f", last error: {source.last_error}" if source.last_error else ""
         out.print(f"source {source.url}: checked {_ago(source.checked_at, now)}{problem}")
@@ -191,6 +211,8 @@ def demo(
         result = asyncio.run(
             run_demo(folder, seeds, lambda name: bar.update(task, description=name))
         )
+    for line in result.refused:
+        err.print(Text(f"error: {line}", style="red"))
     table = Table(title=f"demo: {result.papers} papers, matches per topic")
     table.add_column("topic")
     table.add_column("papers", justify="right")

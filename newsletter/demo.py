@@ -8,6 +8,7 @@ and Discord messages as JSON, whatever the settings say: a demo never mails anyo
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from sqlmodel import Session, col, func, select
 
 from newsletter.db import open_database
 from newsletter.feeds import add_feed
-from newsletter.inbox import Inbox
+from newsletter.inbox import Inbox, digest_files, read_digest
+from newsletter.intake import take_digest
 from newsletter.mail.compose import Composer
 from newsletter.mail.links import SECRET_SETTING, links_for
 from newsletter.mail.templates import environment
@@ -52,6 +54,8 @@ class DemoResult:
     preview: Path | None
     posts: list[Path]
     summaries: dict[str, Summary]
+    refused: list[str]
+    """Seed files that did not go in, each with why."""
 
 
 def _fresh(folder: Path) -> Engine:
@@ -99,9 +103,22 @@ async def run_demo(
     composer = Composer(environment(), links_for(engine), "paperboy demo <paperboy@localhost>")
     mails = FileTransport(outbox / "mail")
     plugin = assemble(Wiring(engine, outbox, discord_token=None), mails, composer)
-    jobs = Jobs(engine, plugin.senders, Inbox(seeds))
+    jobs = Jobs(engine, plugin.senders, Inbox(folder / "inbox"))
     step("ingest and match the seed digests")
-    await jobs.poll()
+    # Straight in, not through the inbox: its settling wait would skip seeds written a moment
+    # ago (a fresh copy or download) and the demo would show nothing.
+    refused = []
+    for name in digest_files([str(seeds)]):
+        try:
+            data = read_digest(name)
+        except OSError as problem:
+            refused.append(f"{name}: cannot read: {problem.strerror}")
+            continue
+        taken = await asyncio.to_thread(
+            take_digest, engine, data, name, utcnow(), retry_now=True, quiet=True
+        )
+        if taken.error is not None:
+            refused.append(f"{name}: {taken.error}")
     step("queue the daily mails")
     await jobs.queue()
     step("deliver")
@@ -116,4 +133,4 @@ async def run_demo(
         preview.write_text(_html(written[0]), encoding="utf-8")
     posts = sorted((outbox / "discord").glob("*.json"))
     engine.dispose()
-    return DemoResult(folder, papers, matches, written, preview, posts, summaries)
+    return DemoResult(folder, papers, matches, written, preview, posts, summaries, refused)

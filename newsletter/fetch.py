@@ -6,7 +6,8 @@ was ingested: a body that failed to parse or store is fetched again next poll in
 hidden behind a 304 for good.
 
 One source failing (refused, slow, an HTTP error, too big, malformed) is logged, kept in
-`last_error` for `paperboy status`, and never stops the others.
+`last_error` for `paperboy status`, and never stops the others. A body that fails to go in,
+for any reason, is also a digest failure (`intake`): tried again after its backoff.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from newsletter.db import writing
-from newsletter.ingest import IngestResult, Outcome, ingest_bytes
+from newsletter.ingest import IngestResult, Outcome
+from newsletter.intake import take_digest
 from newsletter.models import SourceState
 from newsletter.sources import DigestError
 
@@ -123,19 +125,23 @@ async def _poll(
                     _record, engine, target.url, now, fetched.validators, changed=False
                 )
                 return None
-            result = await asyncio.to_thread(
-                ingest_bytes,
-                engine,
-                fetched.body,
-                origin=target.url,
-                now=now,
-                date_hint=target.date_hint,
+            taken = await asyncio.to_thread(
+                take_digest, engine, fetched.body, target.url, now, target.date_hint
             )
         except (FetchError, DigestError, aiohttp.ClientError, TimeoutError, SQLAlchemyError) as err:
             reason = _reason(err, timeout)
             log.warning("source %s failed: %s", target.url, reason)
             await asyncio.to_thread(_record_error, engine, target.url, now, reason)
             return None
+        if taken.result is None:
+            # take_digest has logged and recorded why; the source's row says it too.
+            reason = taken.error or "failed"
+            if taken.waiting is not None:
+                again = taken.waiting.next_retry_at
+                reason += f" (failed before: tried again after {again:%Y-%m-%d %H:%M} UTC)"
+            await asyncio.to_thread(_record_error, engine, target.url, now, reason)
+            return None
+        result = taken.result
         changed = result.outcome is not Outcome.ALREADY
         # ingest_bytes has logged what the digest was; this only remembers the validators.
         await asyncio.to_thread(

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from newsletter.ingest import IngestResult, ingest_bytes
-from newsletter.sources import MAX_DIGEST_BYTES, DigestError
+from newsletter.ingest import IngestResult
+from newsletter.intake import take_digest
+from newsletter.sources import MAX_DIGEST_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +54,19 @@ class Inbox:
     """The folder the service ingests new digest files from.
 
     Each file is read once per version (size and modification time): an unchanged file is
-    not hashed again every poll, and a rejected one is not logged again until it changes.
-    Files already stored are skipped by content hash anyway, so a restart re-reads the
-    folder once and stores nothing twice.
+    not hashed again every poll. A file that failed (refused, or any other error) stays where
+    it is, recorded in `digest_failure`; it is read again when it changes or when its backoff
+    is over (see `failures`), and never holds up the files after it. Files already stored
+    are skipped by content hash anyway, so a restart re-reads the folder once and stores
+    nothing twice.
     """
 
     folder: Path
     _seen: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def ingest_new(self, engine: Engine, now: datetime) -> list[IngestResult]:
-        """Store the digests of new or changed files; `now` is naive UTC."""
+        """Store, match and queue the digests of new or changed files; `now` is naive UTC.
+        Returns what the files that went in gave; the failures are logged and recorded."""
         if not self.folder.is_dir():
             return []
         results = []
@@ -77,11 +81,12 @@ class Inbox:
             if time.time() - stat.st_mtime < SETTLING:
                 continue
             try:
-                results.append(ingest_bytes(engine, read_digest(name), name, now))
-            except DigestError as problem:
-                log.error("inbox: rejected %s", problem)
+                data = read_digest(name)
             except OSError as problem:
                 log.error("inbox: cannot read %s: %s", name, problem.strerror)
                 continue
-            self._seen[name] = version
+            taken = take_digest(engine, data, name, now)
+            if taken.result is not None:
+                results.append(taken.result)
+                self._seen[name] = version
         return results

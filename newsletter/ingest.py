@@ -18,13 +18,18 @@ from sqlalchemy import Engine, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from newsletter.completeness import fuller, looks_cut
 from newsletter.db import writing
+from newsletter.limits import check_row
 from newsletter.models import Digest, DigestPaper, Paper
-from newsletter.sources import ParsedDigest, ParsedPaper, parse_digest
+from newsletter.sources import DigestError, ParsedDigest, ParsedPaper, parse_digest
 
 log = logging.getLogger(__name__)
 
 _REPLACEMENTS = {"replace", "replace-cross"}
+# Formats whose parsers refuse a document cut short (JSON, XML): their last abstract is whole
+# whatever its ending looks like. A page capture is plain text and can be cut anywhere.
+_STRICT_FORMATS = {"hf-daily-papers-json", "arxiv-rss", "arxiv-atom"}
 _LOOKUP_CHUNK = 500
 
 
@@ -45,6 +50,8 @@ class IngestResult:
     papers: int = 0
     new: int = 0
     updated: int = 0
+    warnings: tuple[str, ...] = ()
+    """Stored, but worth a look: e.g. the capture's last abstract looks cut."""
 
 
 def content_hash(data: bytes) -> str:
@@ -150,7 +157,8 @@ def _merge(row: Paper, paper: ParsedPaper, now: datetime) -> bool:
     """Update a stored paper from a new sighting; True when anything changed.
 
     A replacement (RSS `replace`, or a higher version) overwrites the text; any other sighting
-    only fills what is missing, so a poorer source never erases a richer one.
+    only fills what is missing or repairs what was cut (a title or abstract it extends), so
+    a poorer source never erases a richer one and a cut capture is not cut for good.
     """
     before = row.model_dump()
     newer = paper.announce_type in _REPLACEMENTS or (
@@ -158,10 +166,11 @@ def _merge(row: Paper, paper: ParsedPaper, now: datetime) -> bool:
     )
     if paper.arxiv_id and row.arxiv_id is None:
         row.arxiv_id, row.url = paper.arxiv_id, paper.url
-    if newer:
+    if newer or fuller(row.title, paper.title):
         row.title, row.title_key = paper.title, paper.title_key
+    if newer:
         row.version = paper.version or row.version
-    if paper.abstract and (newer or not row.abstract):
+    if paper.abstract and (newer or not row.abstract or fuller(row.abstract, paper.abstract)):
         row.abstract = paper.abstract
     if paper.authors and (newer or not row.authors):
         row.authors = list(paper.authors)
@@ -191,23 +200,67 @@ def _new_paper(paper: ParsedPaper, now: datetime) -> dict[str, Any]:
     }
 
 
+def _place(index: int, paper: ParsedPaper) -> str:
+    name = paper.arxiv_id or repr(paper.title[:60])
+    return f"paper {index} ({name})"
+
+
+def _link(paper: ParsedPaper, position: int) -> dict[str, Any]:
+    return {"position": position, "announce_type": paper.announce_type, "upvotes": paper.upvotes}
+
+
+def _digest_row(parsed: ParsedDigest, origin: str, digest_hash: str) -> dict[str, Any]:
+    return {
+        "content_hash": digest_hash,
+        "source_format": parsed.source_format,
+        "origin": origin,
+        "title": parsed.title,
+        "digest_date": parsed.digest_date,
+        "date_note": parsed.date_note,
+    }
+
+
+def _check_limits(
+    parsed: ParsedDigest, papers: list[ParsedPaper], origin: str, digest_hash: str, now: datetime
+) -> None:
+    """Every value this digest would write, against its column, before any is written: a
+    refusal names the field and the paper, the same on every database."""
+    check_row(Digest, _digest_row(parsed, origin, digest_hash), "digest")
+    for index, paper in enumerate(papers, start=1):
+        where = _place(index, paper)
+        check_row(Paper, _new_paper(paper, now), where)
+        check_row(DigestPaper, _link(paper, index), where)
+
+
+def _cut_warnings(parsed: ParsedDigest) -> tuple[str, ...]:
+    """A capture saved or copied short ends mid-abstract: stored, but said, naming the paper."""
+    if not parsed.papers or parsed.source_format in _STRICT_FORMATS:
+        return ()
+    last = parsed.papers[-1]
+    if not looks_cut(last.abstract):
+        return ()
+    shown = repr(last.title[:80])
+    return (
+        f"paper {len(parsed.papers)} ({last.arxiv_id or shown}), the last, has an abstract "
+        f"that looks cut ({last.abstract.split()[-1][-30:]!r} at its end): was the capture "
+        "saved before the page ended? Ingesting the whole capture later repairs it",
+    )
+
+
 def _store(
     engine: Engine, parsed: ParsedDigest, origin: str, digest_hash: str, now: datetime
 ) -> IngestResult:
     """New papers and links go in as bulk inserts: building ORM objects cost more than SQL."""
     papers = _unique_in_digest(parsed.papers)
+    try:
+        _check_limits(parsed, papers, origin, digest_hash, now)
+    except DigestError as problem:
+        problem.origin = origin
+        raise
+    warnings = _cut_warnings(parsed)
     updated = 0
     with Session(writing(engine)) as session, session.begin():
-        digest = Digest(
-            content_hash=digest_hash,
-            source_format=parsed.source_format,
-            origin=origin,
-            title=parsed.title,
-            digest_date=parsed.digest_date,
-            date_note=parsed.date_note,
-            paper_count=0,
-            ingested_at=now,
-        )
+        digest = Digest(**_digest_row(parsed, origin, digest_hash), paper_count=0, ingested_at=now)
         session.add(digest)
         by_id, by_title = _known_papers(session, papers)
         # One slot per linked paper, in digest order: a known row, or an index into `fresh`.
@@ -237,10 +290,8 @@ def _store(
             {
                 "digest_id": digest.id,
                 "paper_id": new_ids[target] if isinstance(target, int) else target.id,
-                "position": position,
-                "announce_type": paper.announce_type,
-                "upvotes": paper.upvotes,
             }
+            | _link(paper, position)
             for position, (paper, target) in enumerate(slots, start=1)
         ]
         session.execute(insert(DigestPaper), links)
@@ -256,6 +307,8 @@ def _store(
         new,
         updated,
     )
+    for warning in warnings:
+        log.warning("digest %s: %s", origin, warning)
     return IngestResult(
         origin,
         Outcome.STORED,
@@ -266,4 +319,5 @@ def _store(
         papers=len(slots),
         new=new,
         updated=updated,
+        warnings=warnings,
     )

@@ -307,3 +307,23 @@ class Worker(SQLModel, table=True):
     started_at: datetime = Field(sa_column=Column(DateTime, nullable=False))
     seen_at: datetime = Field(sa_column=Column(DateTime, nullable=False))
     next_runs: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class DigestFailure(SQLModel, table=True):
+    """A digest that could not be taken in (refused, or failed for any other reason): kept so
+    `paperboy status` and `paperboy digests` can say which input, why and since when, and so
+    the inbox and the URL poller try it again only after a backoff, never in every poll.
+    One row per content hash; an input that later goes in clears its rows."""
+
+    __tablename__ = "digest_failure"
+
+    id: int | None = Field(default=None, primary_key=True)
+    content_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    origin: str = Field(sa_column=Column(Text, nullable=False))
+    """The file path or URL it last came from."""
+    error: str = Field(sa_column=Column(Text, nullable=False))
+    """One line: the place and what was wrong, or the exception's type and message."""
+    first_seen_at: datetime = Field(sa_column=Column(DateTime, nullable=False))
+    last_seen_at: datetime = Field(sa_column=Column(DateTime, nullable=False))
+    attempts: int = Field(default=1, sa_column=Column(Integer, nullable=False))
+    next_retry_at: datetime = Field(sa_column=Column(DateTime, nullable=False))

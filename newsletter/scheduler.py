@@ -1,7 +1,8 @@
 """The service's clockwork: APScheduler jobs that poll, queue and send.
 
 - `poll` (leader only): new digest files in the inbox and new documents at the configured
-  URLs are ingested, matched and their Discord posts queued; `send` is woken at once.
+  URLs are ingested, matched and their Discord posts queued, each digest on its own (a
+  failing one is recorded and skipped, see `intake`); `send` is woken at once.
 - `queue` (leader only): the daily mail of every reader whose local delivery hour has come.
   Queueing is keyed per reader and local day, so it can run as often as one likes; after
   downtime the first run queues every mail whose hour passed meanwhile (a whole day missed
@@ -31,16 +32,16 @@ from sqlalchemy import Engine, delete
 from sqlmodel import Session, col
 
 from newsletter.db import writing
+from newsletter.failures import one_line
 from newsletter.fetch import poll_urls
 from newsletter.inbox import Inbox
-from newsletter.ingest import Outcome
+from newsletter.ingest import IngestResult, Outcome
 from newsletter.leadership import Leadership
 from newsletter.mail.daily import queue_daily
 from newsletter.mail.links import links_for
 from newsletter.mail.unsubscribes import read_maildir
 from newsletter.models import Worker, utcnow
 from newsletter.outbox import Summary, release, worker_name
-from newsletter.pipeline import take_in
 from newsletter.service import Part, Sender
 
 log = logging.getLogger(__name__)
@@ -80,27 +81,20 @@ class Jobs:
     async def poll(self) -> list[int]:
         """Ingest what is new, match it and queue its posts; returns the new digests' ids.
         Unsubscribe requests that came by mail are acted on first, so nobody who asked to
-        leave is sent the next digest."""
+        leave is sent the next digest. Each digest stands alone (`intake`): one that fails
+        is recorded and the others, the inbox's and the sources', still go in."""
         if self.unsubscribe_maildir is not None:
             links = await asyncio.to_thread(links_for, self.engine)
             await asyncio.to_thread(read_maildir, self.engine, links, self.unsubscribe_maildir)
         now = self.clock()
-        results = await asyncio.to_thread(self.inbox.ingest_new, self.engine, now)
+        results: list[IngestResult] = []
+        try:
+            results += await asyncio.to_thread(self.inbox.ingest_new, self.engine, now)
+        except Exception as problem:
+            folder, why = self.inbox.folder, one_line(problem)
+            log.error("inbox %s: poll failed, sources polled anyway: %s", folder, why)
         results += await poll_urls(self.engine, self.urls, now)
-        stored = [r for r in results if r.outcome is Outcome.STORED and r.digest_id]
-        for result in stored:
-            assert result.digest_id is not None
-            taken = await asyncio.to_thread(take_in, self.engine, result.digest_id)
-            log.info(
-                "digest %d from %s: %d papers, %d topics matched, %d Discord deliveries queued",
-                result.digest_id,
-                result.origin,
-                result.papers,
-                taken.topics,
-                taken.deliveries,
-            )
-        new = [r.digest_id for r in stored if r.digest_id is not None]
-        return new
+        return [r.digest_id for r in results if r.outcome is Outcome.STORED and r.digest_id]
 
     async def queue(self) -> int:
         queued = await asyncio.to_thread(queue_daily, self.engine, self.clock())

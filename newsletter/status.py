@@ -8,8 +8,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
+from newsletter.failures import listed
 from newsletter.mail.pause import Pause, current
-from newsletter.models import ChannelFeed, Delivery, Digest, SourceState, Subscriber, Worker
+from newsletter.models import (
+    ChannelFeed,
+    Delivery,
+    Digest,
+    DigestFailure,
+    SourceState,
+    Subscriber,
+    Worker,
+)
 
 # A worker that has not reported for this long is taken for dead (it reports every
 # `lead_seconds`, 15 s by default).
@@ -31,6 +40,8 @@ class Status:
     """Each reporting process and whether it is still alive."""
     mail_paused: Pause | None
     """Why mail sending paused (the SMTP server refused the session), if it did."""
+    failures: list[DigestFailure]
+    """Digests that could not be taken in, the most recent first."""
 
 
 def gather(engine: Engine, now: datetime) -> Status:
@@ -63,4 +74,5 @@ def gather(engine: Engine, now: datetime) -> Status:
         sources=sources,
         workers=[(w, now - w.seen_at < STALE) for w in workers],
         mail_paused=current(engine),
+        failures=listed(engine),
     )

@@ -38,7 +38,14 @@ def test_the_ingest_bench_runs_and_reports_its_rates() -> None:
     assert "papers/s" in printed
 
 
-@pytest.mark.parametrize("script", ["match.py", "ingest.py", "mail.py", "discord.py"])
+def test_the_fuzz_bench_runs_and_reports_each_figure() -> None:
+    printed = _run("fuzz.py", "--count", "20", "--cli", "1", "--only", "sqlite")
+    for figure in ("tracebacks:", "inputs over 10 s:", "peak memory", "partial ingests:"):
+        assert figure in printed
+    assert "SQLite: 20 mutated digests" in printed
+
+
+@pytest.mark.parametrize("script", ["match.py", "ingest.py", "mail.py", "discord.py", "fuzz.py"])
 def test_every_bench_script_imports_from_its_own_folder(script: str) -> None:
     """A script named like a standard module (bench/email.py was) breaks its neighbours."""
     _run(script, "--help")

@@ -189,3 +189,19 @@ async def test_the_leader_forgets_processes_that_died_without_a_word(
 def workers(engine: Engine) -> list[str]:
     with Session(engine) as session:
         return [w.name for w in session.exec(select(Worker))]
+
+
+def test_the_demo_takes_seeds_written_a_moment_ago(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy or a download has a modification time of now: the inbox would let it settle
+    first and the demo would show 0 papers."""
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    fresh = tmp_path / "just-copied"
+    fresh.mkdir()
+    (fresh / "seed.txt").write_bytes((ROOT / "seeds" / "000_c5e999339737264f.txt").read_bytes())
+    done = CliRunner().invoke(with_plugins(), ["demo", "--seeds", str(fresh)])
+    assert done.exit_code == 0, done.output
+    assert "76 papers" in done.stdout
+    assert "4 mail(s) written" in done.stdout
