@@ -1,6 +1,9 @@
 """Limits checked before the database: a value a column cannot hold is refused naming the
 field and the paper, the same on SQLite (which would store it) and PostgreSQL (which would
-raise mid-transaction), and nothing of that digest is written."""
+raise mid-transaction), and nothing of that digest is written.
+
+The parsers refuse the fields they know first (tests/test_parser_limits_in_the_database.py);
+this is the net under them, for every column, including what no parser checks."""
 
 from __future__ import annotations
 
@@ -36,31 +39,9 @@ def refusal(engine: Engine, data: bytes) -> str:
     return str(caught.value)
 
 
-def test_an_announce_type_over_its_column_is_refused_naming_field_and_paper(
-    engine: Engine,
-) -> None:
-    long_type = "replace-cross-and-then-some-more-words"  # 38 characters, the column has 32
-    feed = RSS.replace(">new</arxiv:announce_type>", f">{long_type}</arxiv:announce_type>", 1)
-    assert refusal(engine, feed.encode()) == (
-        f"hostile.xml: paper 1 (2609.09159): announce_type of 38 characters ('{long_type}') "
-        "is over the 32 the database keeps"
-    )
-
-
-def test_an_old_style_id_with_a_70_letter_archive_is_refused(engine: Engine) -> None:
-    archive = "a" * 70
-    feed = RSS.replace("oai:arXiv.org:2609.09159v1", f"oai:arXiv.org:{archive}/0101001v1", 1)
-    message = refusal(engine, feed.encode())
-    assert message.startswith(
-        f"hostile.xml: paper 1 ({archive}/0101001): arxiv_id of 78 characters"
-    )
-
-
 @pytest.mark.parametrize(
     ("field", "value", "why"),
     [
-        ("upvotes", 2**64, "outside what the database stores (-2,147,483,648 to 2,147,483,647)"),
-        ("upvotes", -(2**31) - 1, "outside what the database stores"),
         ("title", "Lone \ud83d surrogate", "has a lone surrogate U+D83D at character 6"),
     ],
 )
