@@ -38,7 +38,15 @@ def test_the_ingest_bench_runs_and_reports_its_rates() -> None:
     assert "papers/s" in printed
 
 
-@pytest.mark.parametrize("script", ["match.py", "ingest.py", "mail.py", "discord.py"])
+def test_the_lease_bench_runs_and_counts_duplicates() -> None:
+    printed = _run(
+        "leases.py", "--readers", "20", "--rate", "40", "--lease", "0.2", "--batch", "10"
+    )
+    assert "mails received: 20 for 20 of 20 readers" in printed
+    assert "duplicates: 0 (target 0)" in printed
+
+
+@pytest.mark.parametrize("script", ["match.py", "ingest.py", "mail.py", "discord.py", "leases.py"])
 def test_every_bench_script_imports_from_its_own_folder(script: str) -> None:
     """A script named like a standard module (bench/email.py was) breaks its neighbours."""
     _run(script, "--help")
