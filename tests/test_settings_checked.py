@@ -5,6 +5,7 @@ short secret key is refused, so no link is signed with a key anyone can guess.""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -167,3 +168,29 @@ def test_a_read_only_database_ends_a_write_with_one_line_and_exit_1(tmp_path: Pa
         "error: database: attempt to write a readonly database (nothing was half written)"
     )
     assert database.read_bytes() == before
+
+
+def test_paperboy_web_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERBOY_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-c", "from newsletter.cli import run; run()", "web"],
+            env=env
+            | {
+                "PAPERBOY_DATABASE_URL": f"sqlite:///{tmp_path / 'paperboy.db'}",
+                "PAPERBOY_WEB_PORT": str(port),
+            },
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.strip() == (
+        f"error: error while attempting to bind on address ('127.0.0.1', {port}): "
+        "address already in use"
+    )
