@@ -25,9 +25,11 @@ from tests.conftest import NOW, ROOT, SEED
 from tests.mailing import CLOCK, Handler, free_port, readers_with_papers
 
 READERS = 240
-RATE = 60  # mails per second and sender: a batch of 60 takes a second
-LEASE_SECONDS = 0.4
-BATCH = 60
+RATE = 40  # mails per second and sender: a batch of 120 takes 3 s
+BATCH = 120
+# Shorter than a batch takes, so without renewal the other sender takes rows over; long
+# enough that a renewal (every third of it) is in time on a loaded machine.
+LEASE_SECONDS = 2.0
 
 SENDER = """
 import asyncio, sys
