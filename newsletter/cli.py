@@ -9,18 +9,18 @@ from importlib.metadata import entry_points
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
 
 from newsletter.cli_common import EXIT_BAD_INPUT, EXIT_UNAVAILABLE, err, out
 from newsletter.cli_common import fail as _fail
 from newsletter.cli_common import open_engine as _engine
+from newsletter.cli_errors import load_settings, unavailable
 from newsletter.cli_feeds import feeds_app
 from newsletter.cli_mail import email_app, subscribers_app, web
 from newsletter.cli_quality import quality
 from newsletter.cli_service import register as register_service
-from newsletter.config import get_settings
+from newsletter.config import get_settings, log_warnings
 from newsletter.db import DatabaseError, describe, open_database
 from newsletter.failures import listed
 from newsletter.feeds import queue_posts
@@ -63,15 +63,12 @@ def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every event.")] = False,
 ) -> None:
     try:
-        settings = get_settings()
-    except ValidationError as problem:
-        first = problem.errors()[0]
-        name = "PAPERBOY_" + "_".join(str(part) for part in first["loc"]).upper()
-        raise _fail(
-            f"setting {name}: {first['msg']} (got {first['input']!r})", EXIT_BAD_INPUT
-        ) from None
-    level = logging.INFO if verbose else settings.log_level.upper()
+        settings = load_settings()
+    except ValueError as problem:
+        raise _fail(str(problem), EXIT_BAD_INPUT) from None
+    level = logging.INFO if verbose else settings.log_level
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_warnings(settings)
 
 
 def _report(result: IngestResult) -> None:
@@ -452,5 +449,13 @@ _loaded: set[str] = set()
 
 
 def run() -> None:
-    """The `paperboy` console script."""
-    with_plugins()()
+    """The `paperboy` console script: a database, file or port that is unavailable ends it
+    with one line and exit 1, wherever in a command it shows."""
+    try:
+        with_plugins()()
+    except Exception as problem:
+        line = unavailable(problem)
+        if line is None:
+            raise
+        err.print(Text(f"error: {line}", style="red"))
+        sys.exit(EXIT_UNAVAILABLE)

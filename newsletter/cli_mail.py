@@ -198,12 +198,11 @@ def web() -> None:
     settings = get_settings()
     engine = open_engine()
     _, composer = configured_mail(engine)
-    out.print(
-        f"serving on http://{settings.web_host}:{settings.web_port} (links use {settings.base_url})"
-    )
+    where = f"http://{settings.web_host}:{settings.web_port} (links use {settings.base_url})"
+    # Said once the port is bound: a port in use ends the command with one error line instead.
     aioweb.run_app(
         make_app(engine, composer),
         host=settings.web_host,
         port=settings.web_port,
-        print=None,
+        print=lambda _: out.print(f"serving on {where}"),
     )

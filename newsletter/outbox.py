@@ -158,6 +158,32 @@ def claim(
         return rows
 
 
+def renew(
+    engine: Engine, worker: str, ids: Iterable[int], now: datetime, lease: timedelta = LEASE
+) -> set[int]:
+    """Extend this worker's lease on the rows `ids` it still holds; returns those it holds.
+
+    A batch can take longer to send than one lease (a rate limit, a slow relay): renewed
+    while it is worked, no other sender takes its rows. A row missing from the answer was
+    taken over (its lease ran out first) and must not be sent again by this worker.
+    """
+    wanted = [row for row in ids if row is not None]
+    if not wanted:
+        return set()
+    statement = (
+        update(_TABLE)
+        .where(
+            _TABLE.c.id.in_(bindparam("ids", expanding=True)),
+            _TABLE.c.claimed_by == worker,
+            _TABLE.c.status == Status.SENDING,
+        )
+        .values(claimed_until=now + lease)
+        .returning(_TABLE.c.id)
+    )
+    with writing(engine).begin() as connection:
+        return set(connection.execute(statement, {"ids": wanted}).scalars())
+
+
 def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
     """Exponential, capped, with jitter so senders retrying together spread out."""
     ceiling = min(LONGEST_RETRY, FIRST_RETRY * 2 ** max(0, attempts - 1))

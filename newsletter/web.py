@@ -27,6 +27,7 @@ from newsletter.query import QueryError
 from newsletter.subscriptions import SubscriptionError, Who, list_subscriptions, subscribe
 from newsletter.subscriptions import unsubscribe as unsubscribe_topic
 from newsletter.topics import catalogue
+from newsletter.web_log import one_line_server_errors
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ async def healthz(request: web.Request) -> web.Response:
 def make_app(
     engine: Engine, composer: Composer, clock: Callable[[], datetime] = utcnow
 ) -> web.Application:
+    one_line_server_errors()
     app = web.Application()
     app[ENGINE], app[COMPOSER], app[CLOCK] = engine, composer, clock
     app.router.add_route("GET", "/confirm", confirm_page)

@@ -127,12 +127,12 @@ def smtp_server() -> Iterator[SmtpServer]:
 def composer(links: Links | None = None) -> Composer:
     return Composer(
         environment(),
-        links or Links("test-secret", "http://paperboy.test"),
+        links or Links("test-secret-key-of-32-characters", "http://paperboy.test"),
         "paperboy <news@paperboy.test>",
     )
 
 
-LINKS = Links("test-secret", "http://paperboy.test")
+LINKS = Links("test-secret-key-of-32-characters", "http://paperboy.test")
 
 
 async def mailed(engine: Engine, smtp: SmtpServer, addresses: list[str]) -> dict[str, EmailMessage]:
@@ -148,7 +148,7 @@ async def mailed(engine: Engine, smtp: SmtpServer, addresses: list[str]) -> dict
 @pytest.fixture
 def signing_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The service's settings carry the key that signed the test's mails."""
-    monkeypatch.setenv("PAPERBOY_SECRET_KEY", "test-secret")
+    monkeypatch.setenv("PAPERBOY_SECRET_KEY", "test-secret-key-of-32-characters")
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -45,7 +46,16 @@ def test_the_fuzz_bench_runs_and_reports_each_figure() -> None:
     assert "SQLite: 20 mutated digests" in printed
 
 
-@pytest.mark.parametrize("script", ["match.py", "ingest.py", "mail.py", "discord.py", "fuzz.py"])
+def test_the_lease_bench_runs_and_counts_duplicates() -> None:
+    """A smoke run: the figure itself is tests/test_mail_leases.py's and the bench's."""
+    printed = _run("leases.py", "--readers", "40", "--rate", "40", "--lease", "1", "--batch", "20")
+    assert "for 40 of 40 readers" in printed
+    assert re.search(r"^duplicates: \d+ \(target 0\)$", printed, re.MULTILINE)
+
+
+@pytest.mark.parametrize(
+    "script", ["match.py", "ingest.py", "mail.py", "discord.py", "fuzz.py", "leases.py"]
+)
 def test_every_bench_script_imports_from_its_own_folder(script: str) -> None:
     """A script named like a standard module (bench/email.py was) breaks its neighbours."""
     _run(script, "--help")

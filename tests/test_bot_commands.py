@@ -25,7 +25,7 @@ from tests.test_discord_posts import seed_matched
 
 GUILD, CHANNEL, USER = 1001, 2002, 42
 EPHEMERAL = 64
-LINKS = Links("test-secret", "http://paperboy.test")
+LINKS = Links("test-secret-key-of-32-characters", "http://paperboy.test")
 
 
 @pytest.fixture

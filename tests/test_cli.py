@@ -355,3 +355,11 @@ def test_a_missing_templates_folder_is_refused_not_ignored(
     done = paperboy("email", "send", "--dry-run")
     assert done.returncode == 2
     assert "/no/such/folder (PAPERBOY_TEMPLATES_DIR) is not a folder" in done.stderr
+
+
+def test_removing_a_feed_by_a_query_that_does_not_parse_is_one_line(paperboy: Run) -> None:
+    done = paperboy("feeds", "remove", "--guild", "1", "--channel", "2", "agents (")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "error: query error at column 9: the query ends where a word, phrase or '(' was expected"
+    ]

@@ -78,7 +78,7 @@ def test_a_killed_sender_restarted_sends_each_mail_once_but_what_was_in_flight(
         "PAPERBOY_SMTP_PORT": str(server.port),
         "PAPERBOY_SMTP_SECURITY": "none",
         "PAPERBOY_SMTP_CONNECTIONS": str(CONNECTIONS),
-        "PAPERBOY_SECRET_KEY": "crash-test",
+        "PAPERBOY_SECRET_KEY": "crash-test-secret-key-32-characters",
     }
     command = [sys.executable, "-c", SENDER, database_url]
     try:

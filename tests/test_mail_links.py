@@ -91,7 +91,7 @@ async def test_opening_the_unsubscribe_link_only_asks(
 async def test_the_confirmation_link_confirms_a_pending_address(engine: Engine, site: Site) -> None:
     server, client = site
     subscribe(engine, Who(email="new@example.org"), "agents", now=CLOCK)
-    url = Links("test-secret", BASE).confirm_url(1, "new@example.org")
+    url = Links("test-secret-key-of-32-characters", BASE).confirm_url(1, "new@example.org")
     assert status(engine) == "pending"
     async with client.get(local(server, url)) as reply:
         assert reply.status == 200
@@ -112,7 +112,9 @@ async def test_a_forged_unsubscribe_link_is_refused_and_changes_nothing(
 ) -> None:
     server, client = site
     await mailed(engine, tmp_path)
-    token = tamper(Links("test-secret", BASE).unsubscribe_token(1, "ann@example.org"))
+    token = tamper(
+        Links("test-secret-key-of-32-characters", BASE).unsubscribe_token(1, "ann@example.org")
+    )
     async with client.post(server.make_url(f"/unsubscribe?token={token}")) as reply:
         assert reply.status == 403
     assert status(engine) == "confirmed"
@@ -122,17 +124,27 @@ def test_links_in_mails_sent_before_still_work_and_new_tokens_are_the_same() -> 
     """Tokens are made without itsdangerous's compression attempt: stock tokens, as older
     mails carry (one compressed, for a long repetitive address), still read, and a new token
     for an id and an address is the stock one."""
-    links = Links("test-secret", BASE)
+    links = Links("test-secret-key-of-32-characters", BASE)
     long = "a" * 200 + "@example.org"
     for address in ("ann@example.org", long):
-        stock = URLSafeSerializer("test-secret", salt="unsubscribe").dumps([1, address])
+        stock = URLSafeSerializer("test-secret-key-of-32-characters", salt="unsubscribe").dumps(
+            [1, address]
+        )
         assert links.read_unsubscribe(stock) == links.read_unsubscribe(
             links.unsubscribe_token(1, address)
         )
-        manage = URLSafeTimedSerializer("test-secret", salt="manage").dumps([1, address])
+        manage = URLSafeTimedSerializer("test-secret-key-of-32-characters", salt="manage").dumps(
+            [1, address]
+        )
         assert links.read_manage(manage).email == address
-    assert URLSafeSerializer("test-secret", salt="unsubscribe").dumps([1, long]).startswith(".")
-    stock = URLSafeSerializer("test-secret", salt="unsubscribe").dumps([1, "ann@example.org"])
+    assert (
+        URLSafeSerializer("test-secret-key-of-32-characters", salt="unsubscribe")
+        .dumps([1, long])
+        .startswith(".")
+    )
+    stock = URLSafeSerializer("test-secret-key-of-32-characters", salt="unsubscribe").dumps(
+        [1, "ann@example.org"]
+    )
     assert links.unsubscribe_token(1, "ann@example.org") == stock
     with pytest.raises(BadLink):  # still bound to its salt
         links.read_manage(links.unsubscribe_token(1, "ann@example.org"))
@@ -143,7 +155,7 @@ async def test_an_expired_confirmation_link_is_refused(
 ) -> None:
     server, client = site
     subscribe(engine, Who(email="new@example.org"), "agents", now=CLOCK)
-    url = Links("test-secret", BASE).confirm_url(1, "new@example.org")
+    url = Links("test-secret-key-of-32-characters", BASE).confirm_url(1, "new@example.org")
     later = time.time() + 49 * 3600
     monkeypatch.setattr(time, "time", lambda: later)  # itsdangerous reads the wall clock
     async with client.get(local(server, url)) as reply:

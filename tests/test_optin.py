@@ -66,7 +66,7 @@ async def test_the_code_in_the_confirmation_mail_confirms_the_address(
     await send_due(engine, FileTransport(tmp_path / "mail"), composer(), clock=Clock())
     (mail,) = (tmp_path / "mail").iterdir()
     person = reader(engine)
-    links = Links("test-secret", "http://paperboy.test")
+    links = Links("test-secret-key-of-32-characters", "http://paperboy.test")
     code = links.code(person.id, "ann@example.org", person.confirmation_sent_at)
     assert code in mail.read_text()
     wrong = "000000" if code != "000000" else "111111"
@@ -161,7 +161,7 @@ def test_a_missing_import_file_says_so(tmp_path: Path) -> None:
 def test_five_wrong_codes_lock_the_code_until_a_new_confirmation_mail(engine: Engine) -> None:
     subscribe(engine, Who(email="ann@example.org"), "agents", now=CLOCK)
     person = reader(engine)
-    links = Links("test-secret", "http://paperboy.test")
+    links = Links("test-secret-key-of-32-characters", "http://paperboy.test")
     code = links.code(person.id, "ann@example.org", person.confirmation_sent_at)
     wrong = "000000" if code != "000000" else "111111"
     for _ in range(MAX_CODE_ATTEMPTS):

@@ -102,7 +102,7 @@ def service_environment(folder: Path, database_url: str, **settings: str) -> dic
         "PAPERBOY_INBOX_DIR": str(folder / "inbox"),
         "PAPERBOY_OUTBOX_DIR": str(folder / "outbox"),
         "PAPERBOY_POLL_SECONDS": str(POLL),
-        "PAPERBOY_SECRET_KEY": "service-processes-test",
+        "PAPERBOY_SECRET_KEY": "service-processes-test-secret-key-32",
         **{f"PAPERBOY_{name.upper()}": value for name, value in settings.items()},
     }
 

@@ -6,12 +6,16 @@ address (suspended after three in a row) only when it refused the recipient itse
 reply or a lost connection is retried with backoff. A refusal of the session (see
 `transports`) pauses sending: the mails are held, their attempts given back, no reader
 blamed. Between claim and settle a crash loses nothing: the claim's lease runs out and the
-mail is sent again, with the same Message-ID.
+mail is sent again, with the same Message-ID. While a batch is worked its lease is renewed
+(every third of a lease), so a batch that takes longer than one lease to send (a rate limit,
+a slow relay) is not taken over by another sender; a mail whose lease was lost anyway is
+left to the sender that took it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterator
@@ -42,6 +46,7 @@ from newsletter.outbox import (
     Summary,
     claim,
     due,
+    renew,
     settle,
     worker_name,
 )
@@ -223,6 +228,30 @@ class _Settler:
             self._start()
 
 
+async def _renewing(
+    engine: Engine,
+    worker: str,
+    held: set[int],
+    clock: Callable[[], datetime],
+    lease: timedelta,
+) -> None:
+    """Keep the lease on the batch's rows in `held` until cancelled; rows found taken over
+    (or settled) leave `held`, so the lanes do not send them."""
+    in_thread = engine.dialect.name != "sqlite"
+    while held:
+        await asyncio.sleep(lease.total_seconds() / 3)
+        work = functools.partial(renew, engine, worker, set(held), clock(), lease)
+        try:
+            kept = await asyncio.to_thread(work) if in_thread else work()
+        except Exception as err:  # the batch goes on; the lease may run out as before
+            log.warning("could not renew the lease on %d mails: %s", len(held), err)
+            continue
+        lost = held - kept
+        held.intersection_update(kept)
+        if lost:
+            log.debug("lease renewed on %d mails, %d no longer held", len(kept), len(lost))
+
+
 async def send_due(
     engine: Engine,
     transport: Transport,
@@ -248,9 +277,15 @@ async def send_due(
         return summary
     paused: list[str] = []
 
-    async def lane(drafts: Iterator[Draft], settler: _Settler) -> None:
+    async def lane(drafts: Iterator[Draft], settler: _Settler, held: set[int]) -> None:
         try:
             for draft in drafts:
+                if draft.delivery.id not in held:
+                    log.warning(
+                        "delivery %s not sent: its lease ran out and another sender took it",
+                        draft.delivery.id,
+                    )
+                    continue
                 outcome = await _send(transport, draft, paused)
                 await settler.settle(outcome)
                 summary.add(outcome.result)
@@ -268,7 +303,14 @@ async def send_due(
         drafts = build(engine, composer, claimed)
         lanes = transport.concurrency
         settler = _Settler(engine, worker, clock, _bounces(summary.suspended), lanes)
-        await asyncio.gather(*(lane(drafts, settler) for _ in range(lanes)))
+        held_ids = {d.id for d in claimed if d.id is not None}
+        renewer = asyncio.create_task(_renewing(engine, worker, held_ids, clock, lease))
+        try:
+            await asyncio.gather(*(lane(drafts, settler, held_ids) for _ in range(lanes)))
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
     if paused:
         summary.paused = paused[0]
         until = pause.pause(engine, paused[0], clock()).until

@@ -12,6 +12,7 @@ about the recipient (at RCPT, or a 5.1.x/5.2.x status) counts against the reader
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -93,13 +94,22 @@ class FileTransport:
         self.concurrency = 1
 
     async def send(self, mail: Mail) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """A folder that cannot be written (missing rights, a file in its place, a full disk)
+        holds every mail like a refused session: back to the queue, no attempt used."""
         recipient = re.sub(r"[^A-Za-z0-9@._-]", "_", mail.recipient)[:100]
         name = hashlib.sha256(mail.message_id.encode()).hexdigest()[:16]
         path = self.folder / f"{recipient}-{name}.eml"
         partial = path.with_suffix(".eml.part")
-        partial.write_bytes(mail.data)
-        os.replace(partial, path)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(mail.data)
+            os.replace(partial, path)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            raise SessionRefused(
+                f"outbox folder {self.folder} (PAPERBOY_OUTBOX_DIR) unusable: {err.strerror}"
+            ) from None
 
     async def close(self) -> None:
         return None
