@@ -18,6 +18,7 @@ from aiohttp import web
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from newsletter.mail import webcopy
 from newsletter.mail.compose import Composer
 from newsletter.mail.links import BadLink, Claim, Links
 from newsletter.mail.send import view_html
@@ -128,10 +129,16 @@ async def view_page(request: web.Request) -> web.Response:
     except BadLink as err:
         raise web.HTTPForbidden(text=str(err)) from None
     html = await asyncio.to_thread(
-        view_html, request.app[ENGINE], request.app[COMPOSER], delivery_id
+        view_html, request.app[ENGINE], request.app[COMPOSER], delivery_id, request.app[CLOCK]()
     )
     if html is None:
-        return _message(request, "Not found", "This digest is no longer available.", 404)
+        kept = webcopy.KEPT_FOR.days
+        return _message(
+            request,
+            "Not found",
+            f"This mail's web copy is no longer available: copies are kept {kept} days.",
+            404,
+        )
     return web.Response(text=html, content_type="text/html", charset="utf-8")
 
 
