@@ -29,12 +29,14 @@ from newsletter.ingest import IngestResult, Outcome
 from newsletter.intake import take_digest
 from newsletter.matcher import explain
 from newsletter.models import utcnow
+from newsletter.optin import EmailStatus
 from newsletter.pipeline import PaperHit, latest_digest_id, match_digest, match_query
 from newsletter.queries import ListedPaper, UnknownDigest, list_digests, list_papers
 from newsletter.query import QueryError
 from newsletter.subscriptions import (
     SubscriptionError,
     Who,
+    checked,
     list_subscriptions,
     topic_counts,
 )
@@ -318,10 +320,11 @@ def subscribe(
 ) -> None:
     """Subscribe someone to a catalogue topic or to a query of their own."""
     try:
-        subscribed = subscribe_to(_engine(), _who(email, discord), topic, timezone, hour)
+        who = checked(_who(email, discord))
+        subscribed = subscribe_to(_engine(), who, topic, timezone, hour)
     except (SubscriptionError, QueryError) as problem:
         raise _refuse(problem) from None
-    out.print(Text(f"{email or discord} subscribed to {subscribed.name!r}"))
+    out.print(Text(f"{who.email or discord} subscribed to {subscribed.name!r}"))
 
 
 @app.command()
@@ -330,10 +333,18 @@ def unsubscribe(
 ) -> None:
     """End one subscription."""
     try:
-        ended = unsubscribe_from(_engine(), _who(email, discord), topic)
+        who = checked(_who(email, discord))
+        ended = unsubscribe_from(_engine(), who, topic)
     except (SubscriptionError, QueryError) as problem:
         raise _refuse(problem) from None
-    out.print(Text(f"{email or discord} unsubscribed from {ended.name!r}"))
+    out.print(Text(f"{who.email or discord} unsubscribed from {ended.name!r}"))
+
+
+_NO_MAIL = {
+    EmailStatus.PENDING: "the address is not confirmed yet",
+    EmailStatus.UNSUBSCRIBED: "its owner unsubscribed",
+    EmailStatus.SUSPENDED: "the address was suspended after hard bounces",
+}
 
 
 @app.command()
@@ -357,6 +368,14 @@ def subscriptions(email: EmailOption = None, discord: DiscordOption = None) -> N
             Text(row.topic.name),
         )
     out.print(table)
+    # Topics are kept when an address leaves mail (Discord keeps using them): say so.
+    silent = {
+        row.subscriber.email: row.subscriber.email_status
+        for row in rows
+        if row.subscriber.email and row.subscriber.email_status != EmailStatus.CONFIRMED
+    }
+    for address, state in silent.items():
+        out.print(Text(f"No daily mail goes to {address}: {_NO_MAIL.get(state or '', state)}."))
 
 
 def _highlighted(text: str, hit: PaperHit, limit: int | None = None, style: str = "") -> Text:

@@ -68,12 +68,28 @@ def _confirm(subscriber: Subscriber, now: datetime) -> None:
     subscriber.hard_failures = 0
 
 
-def confirm(engine: Engine, subscriber_id: int, email: str, now: datetime) -> Subscriber:
-    """The owner followed the link: the address may get mail. Following it twice is fine."""
+def confirm(
+    engine: Engine,
+    subscriber_id: int,
+    email: str,
+    now: datetime,
+    issued_at: datetime | None = None,
+) -> Subscriber:
+    """The owner followed the link (made at `issued_at`): the address may get mail.
+    Following it twice is fine; a link is void once its reader unsubscribed, and after they
+    asked again only the newest confirmation mail's link (or code) confirms."""
     with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         subscriber = session.get(Subscriber, subscriber_id)
         if subscriber is None or subscriber.email != email:
             raise OptInError("this link is for an address paperboy no longer has")
+        if subscriber.email_status == EmailStatus.UNSUBSCRIBED:
+            raise OptInError(
+                f"{email} has unsubscribed since this link was sent: sign up again to get mail"
+            )
+        asked = subscriber.confirmation_sent_at
+        # Tokens carry whole seconds; the mail is made after it was asked for.
+        if issued_at is not None and asked is not None and issued_at < asked.replace(microsecond=0):
+            raise OptInError("a newer confirmation mail was sent since: use the link in that one")
         _confirm(subscriber, now)
         session.add(subscriber)
         return subscriber

@@ -68,6 +68,8 @@ class PaperView:
 class Section:
     topic: str
     papers: tuple[PaperView, ...]
+    more: int = 0
+    """Papers on the topic left out of a mail to keep it small (see `mail.budget`)."""
 
 
 def followed_topics(session: Session, subscriber_ids: Iterable[int]) -> dict[int, tuple[int, ...]]:

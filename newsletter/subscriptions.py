@@ -174,6 +174,24 @@ def unsubscribe(engine: Engine, who: Who, text: str) -> Topic:
         return topic
 
 
+def set_delivery(engine: Engine, who: Who, timezone: str, hour: int) -> Subscriber:
+    """When the person's daily mail comes: local `hour` in `timezone`; checked first."""
+    who = checked(who)
+    checked_delivery(timezone, hour)
+    with Session(writing(engine), expire_on_commit=False) as session, session.begin():
+        subscriber = _find(session, who)
+        if subscriber is None:
+            raise SubscriptionError(f"{who} has no subscriptions")
+        subscriber.timezone, subscriber.delivery_hour = timezone, hour
+        session.add(subscriber)
+        return subscriber
+
+
+def find_subscriber(engine: Engine, who: Who) -> Subscriber | None:
+    with Session(engine, expire_on_commit=False) as session:
+        return _find(session, checked(who))
+
+
 @dataclass(frozen=True)
 class Listed:
     subscriber: Subscriber

@@ -1,8 +1,9 @@
 """The web side of the mails: confirm an address, unsubscribe, manage topics, view a digest.
 
 Every page acts on a signed link from a mail; a forged, altered or expired link gets a 403
-page and changes nothing. Unsubscribing is a POST (a GET only asks), so link scanners that
-open every URL in a mail unsubscribe nobody, and mail clients can use RFC 8058 one-click
+page and changes nothing. Every change is a POST (a GET of a confirm or unsubscribe link
+only shows a page with one button), so link scanners that open every URL in a mail confirm
+and unsubscribe nobody, and mail clients can use RFC 8058 one-click
 (POST with `List-Unsubscribe=One-Click`) to the same URL.
 """
 
@@ -13,18 +14,27 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from zoneinfo import available_timezones
 
 from aiohttp import web
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from newsletter.mail import webcopy
 from newsletter.mail.compose import Composer
 from newsletter.mail.links import BadLink, Claim, Links
 from newsletter.mail.send import view_html
 from newsletter.models import utcnow
 from newsletter.optin import OptInError, confirm, unsubscribe_address
 from newsletter.query import QueryError
-from newsletter.subscriptions import SubscriptionError, Who, list_subscriptions, subscribe
+from newsletter.subscriptions import (
+    SubscriptionError,
+    Who,
+    find_subscriber,
+    list_subscriptions,
+    set_delivery,
+    subscribe,
+)
 from newsletter.subscriptions import unsubscribe as unsubscribe_topic
 from newsletter.topics import catalogue
 from newsletter.web_log import one_line_server_errors
@@ -49,13 +59,34 @@ def _links(request: web.Request) -> Links:
     return request.app[COMPOSER].links
 
 
+def _refused(request: web.Request, err: BadLink) -> web.HTTPForbidden:
+    """The 403 for a bad link, as a page like the others that says what to do next."""
+    html = (
+        request.app[COMPOSER]
+        .env.get_template("web/message.html")
+        .render(
+            heading="This link does not work",
+            text=f"{str(err).capitalize()}.",
+            next_step=_NEXT_STEP,
+            failed=True,
+        )
+    )
+    return web.HTTPForbidden(
+        text=html, content_type="text/html", headers={"Cache-Control": "no-store"}
+    )
+
+
+_NEXT_STEP = (
+    "Use the link in your most recent mail from paperboy, or sign up again to get a new one. "
+    "Every daily mail has working links to manage your topics and to unsubscribe."
+)
+
+
 def _claim(request: web.Request, read: Callable[[str], Claim]) -> Claim:
     try:
         return read(request.query.get("token", ""))
     except BadLink as err:
-        raise web.HTTPForbidden(
-            text=str(err), content_type="text/plain", headers={"Cache-Control": "no-store"}
-        ) from None
+        raise _refused(request, err) from None
 
 
 async def _act_on(
@@ -71,8 +102,11 @@ async def _act_on(
 
 
 async def confirm_page(request: web.Request) -> web.Response:
+    """A GET shows one button; only its POST confirms (mail scanners open every link)."""
     claim = _claim(request, _links(request).read_confirm)
-    if refused := await _act_on(request, claim, confirm, request.app[CLOCK]()):
+    if request.method != "POST":
+        return _page(request, "confirm", email=claim.email, action=str(request.rel_url))
+    if refused := await _act_on(request, claim, confirm, request.app[CLOCK](), claim.issued_at):
         return refused
     log.info("address confirmed: subscriber %s", claim.subscriber_id)
     return _message(request, "You are in", f"Daily papers will come to {claim.email}.")
@@ -80,7 +114,7 @@ async def confirm_page(request: web.Request) -> web.Response:
 
 async def unsubscribe_page(request: web.Request) -> web.Response:
     claim = _claim(request, _links(request).read_unsubscribe)
-    if request.method == "GET":
+    if request.method != "POST":  # a GET or HEAD only asks
         return _page(request, "unsubscribe", email=claim.email, action=str(request.rel_url))
     if refused := await _act_on(request, claim, unsubscribe_address):
         return refused
@@ -88,25 +122,52 @@ async def unsubscribe_page(request: web.Request) -> web.Response:
     return _message(request, "Unsubscribed", f"No more mail will go to {claim.email}.")
 
 
+_DONE = {
+    "added": "Topic added.",
+    "removed": "Topic removed.",
+    "delivery": "Delivery time saved.",
+}
+
+
+async def _change(engine: Engine, who: Who, form: Any) -> str:
+    """Carry out the manage form's one change; which it was, for the notice after redirect."""
+    if added := str(form.get("add", "")).strip():
+        await asyncio.to_thread(subscribe, engine, who, added)
+        return "added"
+    if removed := str(form.get("remove", "")).strip():
+        await asyncio.to_thread(unsubscribe_topic, engine, who, removed)
+        return "removed"
+    if "timezone" in form:
+        hour = str(form.get("hour", "")).strip()
+        if not hour.isdigit():
+            raise SubscriptionError(f"delivery hour {hour!r} is not a whole hour from 0 to 23")
+        timezone = str(form.get("timezone", "")).strip()
+        await asyncio.to_thread(set_delivery, engine, who, timezone, int(hour))
+        return "delivery"
+    raise SubscriptionError("nothing to change: type a topic or choose a delivery time")
+
+
 async def manage_page(request: web.Request) -> web.Response:
+    """Topics and delivery time. A change is a POST answered with a redirect to the page
+    (POST-redirect-GET), so reloading shows the page instead of sending the form again; a
+    refused change shows the page with the reason and what was typed, nothing changed."""
     claim = _claim(request, _links(request).read_manage)
     engine, who = request.app[ENGINE], Who(email=claim.email)
-    notice = problem = None
+    claim_token = request.query.get("token", "")
+    problem, typed = None, {}
     if request.method == "POST":
         form = await request.post()
         try:
-            if added := str(form.get("add", "")).strip():
-                topic = await asyncio.to_thread(subscribe, engine, who, added)
-                notice = f"Added {topic.name}."
-            elif removed := str(form.get("remove", "")).strip():
-                topic = await asyncio.to_thread(unsubscribe_topic, engine, who, removed)
-                notice = f"Removed {topic.name}."
+            done = await _change(engine, who, form)
         except (SubscriptionError, QueryError) as err:
-            problem = str(err)
+            problem, typed = str(err), {k: str(v) for k, v in form.items()}
+        else:
+            raise web.HTTPSeeOther(f"{request.path}?token={claim_token}&done={done}")
     try:
         listed = await asyncio.to_thread(list_subscriptions, engine, who)
     except SubscriptionError:
         listed = []
+    person = await asyncio.to_thread(find_subscriber, engine, who)
     following = [entry.topic for entry in listed]
     return _page(
         request,
@@ -116,23 +177,36 @@ async def manage_page(request: web.Request) -> web.Response:
         following=following,
         followed_slugs={t.slug for t in following if t.slug},
         catalogue=catalogue(),
-        notice=notice,
+        notice=None if problem else _DONE.get(request.query.get("done", "")),
         problem=problem,
-        action=str(request.rel_url),
+        typed=typed,
+        timezone=typed.get("timezone", person.timezone if person else "UTC"),
+        hour=typed.get("hour", str(person.delivery_hour) if person else "8"),
+        timezones=_TIMEZONES,
+        action=f"{request.path}?token={claim_token}",
         unsubscribe_url=_links(request).unsubscribe_url(claim.subscriber_id, claim.email),
     )
+
+
+_TIMEZONES = sorted(available_timezones())
 
 
 async def view_page(request: web.Request) -> web.Response:
     try:
         delivery_id = _links(request).read_view(request.query.get("token", ""))
     except BadLink as err:
-        raise web.HTTPForbidden(text=str(err)) from None
+        raise _refused(request, err) from None
     html = await asyncio.to_thread(
-        view_html, request.app[ENGINE], request.app[COMPOSER], delivery_id
+        view_html, request.app[ENGINE], request.app[COMPOSER], delivery_id, request.app[CLOCK]()
     )
     if html is None:
-        return _message(request, "Not found", "This digest is no longer available.", 404)
+        kept = webcopy.KEPT_FOR.days
+        return _message(
+            request,
+            "Not found",
+            f"This mail's web copy is no longer available: copies are kept {kept} days.",
+            404,
+        )
     return web.Response(text=html, content_type="text/html", charset="utf-8")
 
 
@@ -154,11 +228,14 @@ def make_app(
     one_line_server_errors()
     app = web.Application()
     app[ENGINE], app[COMPOSER], app[CLOCK] = engine, composer, clock
-    app.router.add_route("GET", "/confirm", confirm_page)
-    app.router.add_route("GET", "/unsubscribe", unsubscribe_page)
-    app.router.add_route("POST", "/unsubscribe", unsubscribe_page)
-    app.router.add_route("GET", "/manage", manage_page)
-    app.router.add_route("POST", "/manage", manage_page)
-    app.router.add_route("GET", "/view", view_page)
-    app.router.add_route("GET", "/healthz", healthz)
+    # add_get answers HEAD like GET (without the body), as link checkers expect.
+    for path, page in (
+        ("/confirm", confirm_page),
+        ("/unsubscribe", unsubscribe_page),
+        ("/manage", manage_page),
+    ):
+        app.router.add_get(path, page)
+        app.router.add_post(path, page)
+    app.router.add_get("/view", view_page)
+    app.router.add_get("/healthz", healthz)
     return app

@@ -40,6 +40,7 @@ DAILY_HEADERS = [
     "Subject",
     "Date",
     "Message-ID",
+    "Auto-Submitted",
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
     "List-Id",

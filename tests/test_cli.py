@@ -20,6 +20,7 @@ from newsletter.cli import with_plugins
 from newsletter.cli_common import err, out
 from newsletter.config import get_settings
 from newsletter.db import open_database
+from newsletter.optin import unsubscribe_address
 from newsletter.people import set_dm
 from tests.conftest import DATA, ROOT, SEED
 
@@ -227,6 +228,26 @@ def test_subscribe_list_and_unsubscribe(paperboy: Run) -> None:
     assert "title:RL -survey" in listed
     assert paperboy("unsubscribe", "--email", "ann@example.org", "agents").returncode == 0
     assert "ann@example.org" not in paperboy("subscriptions").stdout
+
+
+def test_subscribe_echoes_the_address_as_stored(paperboy: Run) -> None:
+    done = paperboy("subscribe", "--email", "Bob@Example.org", "agents")
+    assert done.stdout.strip() == "bob@example.org subscribed to 'LLM agents'"
+    assert "bob@example.org" in paperboy("subscriptions").stdout
+    gone = paperboy("unsubscribe", "--email", "Bob@Example.ORG", "agents")
+    assert gone.stdout.strip() == "bob@example.org unsubscribed from 'LLM agents'"
+
+
+def test_subscriptions_say_when_no_mail_goes_to_an_address(
+    paperboy: Run, database_url: str
+) -> None:
+    paperboy("subscribe", "--email", "ann@example.org", "agents")
+    paperboy("subscribers", "confirm", "ann@example.org")
+    assert "No daily mail" not in paperboy("subscriptions").stdout
+    unsubscribe_address(open_database(database_url), 1, "ann@example.org")
+    listed = paperboy("subscriptions").stdout
+    assert "LLM agents" in listed
+    assert "No daily mail goes to ann@example.org: its owner unsubscribed." in listed
 
 
 def test_subscribe_refusals_exit_2_with_one_line(paperboy: Run) -> None:

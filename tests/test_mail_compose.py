@@ -66,7 +66,7 @@ def reference(mail: EmailMessage, text: str, html: str) -> EmailMessage:
     built = MIMEMultipart("alternative")
     for name in ("From", "To", "Subject", "Date", "Message-ID"):
         built[name] = str(mail[name])
-    for name in ("List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"):
+    for name in ("Auto-Submitted", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"):
         if name in mail:
             built[name] = str(mail[name])
     built.attach(MIMEText(text, "plain", UTF8_BASE64))

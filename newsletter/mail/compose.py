@@ -22,14 +22,16 @@ import email.policy
 import functools
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
-from typing import cast
+from typing import Any, cast
 
 from jinja2 import Environment, Template
 
+from newsletter.mail import budget
 from newsletter.mail.links import CONFIRM_FOR, Links
 from newsletter.sections import Section
 
@@ -107,7 +109,7 @@ class Composer:
         self._confirm_html = env.get_template("mail/confirm.html")
         self._confirm_text = env.get_template("mail/confirm.txt")
         self._papers_by_value = functools.lru_cache(maxsize=SHARED_LISTS)(_render_papers)
-        self._papers_by_identity: dict[tuple[object, ...], tuple[object, str]] = {}
+        self._by_identity: dict[tuple[object, ...], tuple[object, object]] = {}
         boundary = f"=_paperboy_{secrets.token_hex(12)}"
         self._head = (
             f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n'
@@ -138,16 +140,21 @@ class Composer:
             "unsubscribe_mailto": f"mailto:{self.sender}?subject=unsubscribe%20{token}",
         }
 
-    def daily_html(self, context: dict[str, object]) -> str:
-        return self._daily(self._daily_html, context)
+    def daily_html(self, context: dict[str, object], *, whole: bool = False) -> str:
+        """The HTML part; `whole`: every paper, as the web copy shows them, else the mail's
+        budget (see `budget`)."""
+        cap = None if whole else self._cap(context["day"], context["sections"])
+        return self._daily(self._daily_html, context, cap)
 
-    def _daily(self, template: Template, context: dict[str, object]) -> str:
+    def _daily(self, template: Template, context: dict[str, object], cap: int | None) -> str:
         """`template` rendered with its `papers` block taken from the shared renderings (a
-        template of one's own without the block is rendered whole)."""
+        template of one's own without the block is rendered whole), `cap` papers a topic."""
         if "papers" not in template.blocks:
             return template.render(context)
         sections = cast(tuple[Section, ...], context["sections"])
-        papers = self._papers(template, context["day"], sections)
+        papers = self._papers(template, context["day"], sections, cap)
+        if budget.VIEW_MARK in papers:  # a topic was cut: its "more" links the web copy
+            papers = papers.replace(budget.VIEW_MARK, cast(str, context["view_url"]))
         try:
             rendering = template.new_context(context)
             rendering.blocks["papers"] = [lambda _: iter((papers,))]
@@ -155,36 +162,65 @@ class Composer:
         except Exception:  # as `Template.render` does: the traceback points into the template
             return template.environment.handle_exception()
 
-    def _papers(self, template: Template, day: object, sections: tuple[Section, ...]) -> str:
+    def _shared(self, key: tuple[object, ...], keep: object, make: Callable[[], object]) -> Any:
+        """What `make` returns, kept under `key` (ids of `keep`'s objects, which the entry
+        holds, so no id is reused while it is there); bounded."""
+        kept = self._by_identity.get(key)
+        if kept is None:
+            if len(self._by_identity) >= SHARED_LISTS:
+                del self._by_identity[next(iter(self._by_identity))]
+            kept = self._by_identity[key] = (keep, make())
+        return kept[1]
+
+    def _papers(
+        self, template: Template, day: object, sections: tuple[Section, ...], cap: int | None
+    ) -> str:
         """The shared rendering of these sections, found by their identity first: readers in
         one batch hold the very same objects, a dictionary probe. A later batch makes equal
         objects anew, found by value (hashing and comparing every paper's fields, which per
-        mail cost more than rendering the rest of it), once per list and batch. Both tables
-        are bounded; the identity one holds the sections it names, so no id is reused while
-        it is there."""
-        key = (template, day, *map(id, sections))
-        kept = self._papers_by_identity.get(key)
-        if kept is None:
-            if len(self._papers_by_identity) >= SHARED_LISTS:
-                del self._papers_by_identity[next(iter(self._papers_by_identity))]
-            rendered = self._papers_by_value(template, day, sections)
-            kept = self._papers_by_identity[key] = (sections, rendered)
-        return kept[1]
+        mail cost more than rendering the rest of it), once per list and batch."""
+        key = (template, day, cap, *map(id, sections))
+        return cast(
+            str,
+            self._shared(
+                key, sections, lambda: self._papers_by_value(template, day, sections, cap)
+            ),
+        )
+
+    def _cap(self, day: object, sections: tuple[Section, ...]) -> int | None:
+        """Papers per topic this list gets in a mail: the first of `budget.STEPS` whose HTML
+        fits `budget.PAPERS_BYTES`; found once per shared list."""
+
+        def fitting() -> int:
+            if "papers" not in self._daily_html.blocks:
+                return budget.PAPERS_PER_TOPIC
+            for cap in budget.STEPS:
+                html = self._papers(self._daily_html, day, sections, cap)
+                if len(html.encode()) <= budget.PAPERS_BYTES:
+                    break
+            return cap
+
+        return cast(int, self._shared(("cap", day, *map(id, sections)), sections, fitting))
 
     def daily(
         self, key: str, delivery_id: int, to: Recipient, day: date, sections: list[Section]
     ) -> Mail:
+        """The daily mail; `day` is the date of the newest digest it holds."""
         context = self.daily_context(delivery_id, to, day, sections)
         count = context["paper_count"]
         subject = f"paperboy {day.isoformat()}: {count} new paper{'s' if count != 1 else ''}"
         unsubscribe = f"<{context['unsubscribe_url']}>, <{context['unsubscribe_mailto']}>"
         listing = (
-            header("List-Unsubscribe", unsubscribe)
+            # Folded (RFC 5322): the two addresses together pass 78 characters.
+            header("List-Unsubscribe", unsubscribe).replace(">, <", ">,\r\n <", 1)
             + header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
             + self._list_id
         )
-        text = self._daily(self._daily_text, context)
-        return self._mail(key, to, subject, text, self.daily_html(context), listing)
+        html = self.daily_html(context)
+        text = self._daily(
+            self._daily_text, context, self._cap(context["day"], context["sections"])
+        )
+        return self._mail(key, to, subject, text, html, listing)
 
     def confirmation(self, key: str, to: Recipient, code: str) -> Mail:
         context = {
@@ -211,6 +247,7 @@ class Composer:
             + header("Subject", subject, words=True)
             + header("Date", format_datetime(datetime.now(UTC)))
             + header("Message-ID", message_id)
+            + "Auto-Submitted: auto-generated\r\n"
             + extra
         )
         data = b"".join(
@@ -226,13 +263,15 @@ class Composer:
         return Mail(self.sender, to.email, message_id, data)
 
 
-def _render_papers(template: Template, day: object, sections: object) -> str:
+def _render_papers(
+    template: Template, day: object, sections: tuple[Section, ...], cap: int | None
+) -> str:
     """A daily template's `papers` block, which sees only what every reader of these papers
-    shares (the day and the sections): a per-reader name in it is an error, not a leak."""
+    shares (the day, the sections cut to `cap` papers a topic, and a mark where the web
+    copy's address goes): a per-reader name in it is an error, not a leak."""
+    shared = {"day": day, "sections": budget.trimmed(sections, cap), "view_url": budget.VIEW_MARK}
     try:
-        return "".join(
-            template.blocks["papers"](template.new_context({"day": day, "sections": sections}))
-        )
+        return "".join(template.blocks["papers"](template.new_context(shared)))
     except Exception:
         return template.environment.handle_exception()
 

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from itsdangerous import (
@@ -93,6 +93,8 @@ class _TimedSigned(_Uncompressed, URLSafeTimedSerializer):
 class Claim:
     subscriber_id: int
     email: str
+    issued_at: datetime | None = None
+    """When an expiring link was made (naive UTC), so a newer event can void it."""
 
 
 class Links:
@@ -150,8 +152,14 @@ class Links:
         signer: URLSafeSerializer | URLSafeTimedSerializer, token: str, life: timedelta | None
     ) -> Claim:
         try:
+            issued = None
             if isinstance(signer, URLSafeTimedSerializer):
-                value = signer.loads(token, max_age=int(life.total_seconds()) if life else None)
+                value, stamp = signer.loads(
+                    token,
+                    max_age=int(life.total_seconds()) if life else None,
+                    return_timestamp=True,
+                )
+                issued = stamp.astimezone(UTC).replace(tzinfo=None)
             else:
                 value = signer.loads(token)
         except SignatureExpired:
@@ -160,7 +168,7 @@ class Links:
             raise BadLink("this link is not valid") from None
         match value:
             case [int(subscriber_id), str(email)]:
-                return Claim(subscriber_id, email)
+                return Claim(subscriber_id, email, issued)
         raise BadLink("this link is not valid")
 
     def message_key(self, key: str) -> str:

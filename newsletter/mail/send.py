@@ -26,8 +26,8 @@ from sqlalchemy import Connection, Engine, bindparam, update
 from sqlmodel import Session, col, select
 
 from newsletter.config import get_settings
-from newsletter.mail import pause
-from newsletter.mail.compose import Composer, Mail, Recipient, body
+from newsletter.mail import pause, webcopy
+from newsletter.mail.compose import Composer, Mail, Recipient
 from newsletter.mail.links import links_for
 from newsletter.mail.templates import environment
 from newsletter.mail.transports import (
@@ -37,7 +37,7 @@ from newsletter.mail.transports import (
     Transport,
     transport_from,
 )
-from newsletter.models import Delivery, Subscriber, utcnow
+from newsletter.models import Delivery, Digest, Subscriber, utcnow
 from newsletter.optin import EmailStatus, count_hard_failure
 from newsletter.outbox import (
     LEASE,
@@ -67,10 +67,18 @@ class Draft:
     skip: str | None = None
 
 
-def build(engine: Engine, composer: Composer, deliveries: list[Delivery]) -> Iterator[Draft]:
+def build(
+    engine: Engine,
+    composer: Composer,
+    deliveries: list[Delivery],
+    *,
+    keep_copies: bool = False,
+    now: datetime | None = None,
+) -> Iterator[Draft]:
     """Mails for a batch of deliveries: what they need is read in a few queries at the first
     draft asked for, then each mail is rendered only when asked for, so the sender renders
-    while earlier mails are on the wire and holds a few rendered mails, not a batch."""
+    while earlier mails are on the wire and holds a few rendered mails, not a batch.
+    `keep_copies` (sending, not previewing): the daily mails' web copies are stored first."""
     with Session(engine) as session:
         ids = {d.subscriber_id for d in deliveries if d.subscriber_id is not None}
         # The columns used, not ORM objects: their set-up costs more than the query.
@@ -88,6 +96,15 @@ def build(engine: Engine, composer: Composer, deliveries: list[Delivery]) -> Ite
             if d.kind == "daily" and d.id is not None and d.digest_id is not None
         ]
         sections = sections_for(session, windows)
+        digests = {d.digest_id for d in deliveries if d.digest_id is not None}
+        dates = dict(
+            session.exec(
+                select(Digest.id, Digest.digest_date).where(col(Digest.id).in_(digests))
+            ).all()
+        )
+    if keep_copies:
+        sent = {d.id: sections[d.id] for d in deliveries if sections.get(d.id)}
+        webcopy.keep(engine, sent, now or utcnow())
     for delivery in deliveries:
         reader = readers.get(delivery.subscriber_id)
         if reader is None or reader.email is None:
@@ -108,7 +125,8 @@ def build(engine: Engine, composer: Composer, deliveries: list[Delivery]) -> Ite
         if not found:
             yield Draft(delivery, None, "no matched papers")
             continue
-        yield Draft(delivery, composer.daily(delivery.key, delivery.id, to, delivery.day, found))
+        day = dates.get(delivery.digest_id, delivery.day)
+        yield Draft(delivery, composer.daily(delivery.key, delivery.id, to, day, found))
 
 
 async def _send(transport: Transport, draft: Draft, paused: list[str]) -> Outcome:
@@ -300,7 +318,7 @@ async def send_due(
         claimed = claim(engine, MAIL_KINDS, worker, clock(), batch, lease)
         if not claimed:
             break
-        drafts = build(engine, composer, claimed)
+        drafts = build(engine, composer, claimed, keep_copies=True, now=clock())
         lanes = transport.concurrency
         settler = _Settler(engine, worker, clock, _bounces(summary.suspended), lanes)
         held_ids = {d.id for d in claimed if d.id is not None}
@@ -337,13 +355,12 @@ def configured(engine: Engine) -> tuple[Transport, Composer]:
     return transport_from(settings), composer
 
 
-def view_html(engine: Engine, composer: Composer, delivery_id: int) -> str | None:
-    """A daily mail as a web page ("view in your browser"), rebuilt from the outbox row."""
-    with Session(engine) as session:
-        delivery = session.get(Delivery, delivery_id)
-    if delivery is None or delivery.kind != "daily":
+def view_html(engine: Engine, composer: Composer, delivery_id: int, now: datetime) -> str | None:
+    """A daily mail as a web page ("view in your browser"): the papers it held as sent (its
+    web copy), every one of them, while the copy is kept (see `webcopy.KEPT_FOR`)."""
+    copy = webcopy.shown(engine, delivery_id, now)
+    if copy is None:
         return None
-    (draft,) = list(build(engine, composer, [delivery]))
-    if draft.mail is None:
-        return None
-    return body(draft.mail.data, "html")
+    to = Recipient(copy.subscriber_id, copy.email)
+    context = composer.daily_context(delivery_id, to, copy.day, copy.sections)
+    return composer.daily_html(context, whole=True)

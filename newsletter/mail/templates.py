@@ -10,6 +10,7 @@ refuses a template whose Jinja tags inlining moved, naming it, rather than send 
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from newsletter.config import get_settings
 
 BUILTIN = shipped.templates()
 _JINJA_TAG = re.compile(r"{%.*?%}|{{.*?}}|{#.*?#}", re.DOTALL)
+WRAP_AT = 72
 _INLINER = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 
 
@@ -59,11 +61,27 @@ def environment(folder: Path | None = None) -> Environment:
     if chosen is not None and not chosen.is_dir():
         raise TemplateError(f"templates folder {chosen} (PAPERBOY_TEMPLATES_DIR) is not a folder")
     folders = [chosen, BUILTIN] if chosen is not None else [BUILTIN]
-    return Environment(
+    env = Environment(
         loader=_InliningLoader(folders),
         autoescape=lambda name: name is not None and name.endswith(".html"),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         auto_reload=False,
+    )
+    env.filters["wrap"] = wrap
+    return env
+
+
+def wrap(text: str, width: int = WRAP_AT, first: str = "  ", indent: str = "  ") -> str:
+    """Plain text in lines of at most `width` columns (a word longer than that, a URL, is
+    kept whole), the first line starting with `first` and the others with `indent`: a reader
+    in `less` or mutt sees paragraphs, not 600-character lines."""
+    return textwrap.fill(
+        text,
+        width,
+        initial_indent=first,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
     )
