@@ -109,7 +109,8 @@ def ingest(
     """Parse digests and store their papers; a digest already stored is skipped.
 
     Each digest is one transaction: a malformed one is rejected whole, with the file and the
-    line or JSON path that is wrong, and the others still go in. Exit code 2 if any was bad.
+    line or JSON path that is wrong, and the others still go in. Exit code 2 if any was bad,
+    1 if the database could not take one (read-only, locked, full).
     A stored digest is matched to every topic and its Discord posts are queued, as when the
     service finds it in the inbox.
     """
@@ -126,7 +127,7 @@ def ingest(
     if not names:
         raise _fail(f"no digest files in {', '.join(paths)}", EXIT_BAD_INPUT)
     engine = _engine()
-    results, bad = [], 0
+    results, bad, unavailable = [], 0, False
     for name in names:
         origin = "<stdin>" if name == "-" else name
         try:
@@ -139,6 +140,7 @@ def ingest(
         if taken.result is None:
             err.print(Text(f"error: {origin}: {taken.error}", style="red"))
             bad += 1
+            unavailable = unavailable or taken.unavailable
             continue
         _report(taken.result)
         results.append(taken.result)
@@ -156,7 +158,7 @@ def ingest(
         f"database: {describe(get_settings().database_url)}"
     )
     if bad:
-        raise typer.Exit(EXIT_BAD_INPUT)
+        raise typer.Exit(EXIT_UNAVAILABLE if unavailable else EXIT_BAD_INPUT)
 
 
 def _paper_json(item: ListedPaper) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from newsletter import failures
 from newsletter.ingest import IngestResult, Outcome, content_hash, ingest_bytes
@@ -35,6 +36,8 @@ class Intake:
     error: str | None = None
     refused: bool = False
     """The error is the digest's (bad input, `DigestError`), not a fault of paperboy's."""
+    unavailable: bool = False
+    """The database could not be used (read-only, locked, full): nothing about the digest."""
     waiting: DigestFailure | None = None
     """Not tried: these bytes failed before and their next try is not due yet."""
 
@@ -97,4 +100,5 @@ def _failed(
     (log.info if quiet else log.error)("digest %s %s: %s (%s)", origin, what, error, again)
     if not refused:
         log.debug("digest %s failed here", origin, exc_info=problem)
-    return Intake(origin, error=error, refused=refused)
+    unavailable = isinstance(problem, OperationalError)
+    return Intake(origin, error=error, refused=refused, unavailable=unavailable)

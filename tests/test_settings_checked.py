@@ -165,7 +165,8 @@ def test_a_read_only_database_ends_a_write_with_one_line_and_exit_1(tmp_path: Pa
     )
     assert done.returncode == 1
     assert done.stderr.strip() == (
-        "error: database: attempt to write a readonly database (nothing was half written)"
+        f"error: {SEED}: database refused it: OperationalError: "
+        "attempt to write a readonly database"
     )
     assert database.read_bytes() == before
 
