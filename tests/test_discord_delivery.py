@@ -103,6 +103,22 @@ async def test_a_503_mid_post_is_retried_later_from_the_message_that_failed(
     assert len(set(nonces)) == len(nonces)  # no message twice
 
 
+@pytest.mark.parametrize("how", ["close", "500"])
+async def test_a_message_whose_answer_was_lost_is_not_posted_twice(
+    engine: Engine, standin: DiscordStandIn, http: discord.http.HTTPClient, how: str
+) -> None:
+    feed_with_papers(engine)
+    clock = Clock()
+    standin.drop_answers(how)  # the first message is created, its answer never arrives
+    first = await post_due(engine, RestPosts(http), clock=clock)
+    clock.advance(timedelta(minutes=1))
+    later = await post_due(engine, RestPosts(http), clock=clock)
+    assert first.sent + later.sent == 1
+    posted = standin.messages[CHANNEL]
+    nonces = [m["nonce"] for m in posted]
+    assert len(posted) >= 2 and len(set(nonces)) == len(nonces)  # each message once
+
+
 async def test_discord_out_of_reach_leaves_the_post_queued_for_later(
     engine: Engine,
     standin: DiscordStandIn,
@@ -139,6 +155,7 @@ async def test_a_crash_mid_post_resumes_after_the_last_message_sent(
 async def test_a_deleted_channel_disables_its_feed_and_tells_the_admin_once(
     engine: Engine, standin: DiscordStandIn, http: discord.http.HTTPClient
 ) -> None:
+    standin.add_member(GUILD, ADMIN)  # who added the feed, told by DM
     feed_with_papers(engine)
     standin.delete_channel(CHANNEL)
     summary = await post_due(engine, RestPosts(http), clock=Clock())
