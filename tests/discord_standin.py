@@ -254,7 +254,8 @@ class DiscordStandIn:
       unknown               the requests no route matched (answered 404); should stay empty
       messages              channel id -> JSON bodies of the messages created, as posted
       interaction_responses {"interaction_id", "token", "type", "data"} per callback
-      answered              message objects the callbacks created (or updated, type 7)
+      answered              message objects the callbacks created (or updated, type 7), and
+                            the follow-ups (a deferred command's answer)
       followups             {"method", "path", **body} per follow-up (POST /webhooks/{app}/{token})
       edits                 {"method", "path", "message_id", **body} per PATCH of a response
       commands              global application commands, as bulk-overwritten (ids assigned)
@@ -1263,6 +1264,7 @@ class DiscordStandIn:
         channel = int(issued.payload["channel_id"])
         message = self._message(channel, body, issued=issued, files=call.files)
         issued.followups[int(message["id"])] = message
+        self.answered.append(message)
         return _json(message) if _truthy(call.query.get("wait")) else _no_content()
 
     def _response_message(self, call: _Call) -> tuple[_Issued | None, JSON | None]:
