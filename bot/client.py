@@ -113,6 +113,8 @@ class Paperboy(commands.AutoShardedBot):
         original = getattr(error, "original", error)
         if isinstance(original, QueryError):
             message = f"That query does not parse: {original}\n```\n{original.pointer()}\n```"
+        elif isinstance(original, FeedError):
+            message = original.naming(lambda channel: f"<#{channel}>")
         elif isinstance(original, USER_ERRORS):
             message = str(original)
         elif isinstance(error, app_commands.MissingPermissions):

@@ -33,7 +33,7 @@ def remove(guild: Guild, channel: Channel, topic: TopicText) -> None:
     """Stop a channel's feed of one topic."""
     try:
         found = remove_feed(open_engine(), guild, channel, topic)
-    except FeedError as problem:
+    except (FeedError, QueryError) as problem:
         raise fail(str(problem), EXIT_BAD_INPUT) from None
     out.print(f"channel {channel} no longer follows {found.name!r}")
 

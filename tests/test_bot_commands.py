@@ -363,6 +363,22 @@ async def test_feed_remove_of_a_feed_that_does_not_exist_is_explained(
     assert text(answer) == f"<#{CHANNEL}> does not follow 'agents'"
 
 
+async def test_feed_add_of_a_feed_already_there_names_the_channel_as_a_mention(
+    bot: Paperboy, standin: DiscordStandIn, engine: Engine
+) -> None:
+    add_feed(engine, GUILD, CHANNEL, "agents")
+    channel, resolved = channel_option(standin)
+    answer = await run(
+        bot,
+        standin,
+        "feed",
+        group("add", channel, option("topic", "agents")),
+        resolved=resolved,
+        **admin(),
+    )
+    assert text(answer) == f"<#{CHANNEL}> already follows 'LLM agents'"
+
+
 async def test_a_mention_in_a_query_is_echoed_inert(bot: Paperboy, standin: DiscordStandIn) -> None:
     answer = await run(bot, standin, "subscribe", [option("topic", "@everyone agents")])
     content = answer["data"]["content"]
