@@ -29,7 +29,7 @@ def sync() -> None:
         )
     engine = open_engine()
 
-    async def run() -> int:
+    async def run() -> tuple[int, list[int]]:
         bot = Paperboy(
             engine,
             links_for(engine),
@@ -38,14 +38,17 @@ def sync() -> None:
         )
         async with bot:
             await bot.login(settings.discord_token.get_secret_value())
-            return len(await bot.sync_commands())
+            count = len(await bot.sync_commands())
+            return count, bot.cleared
 
     try:
-        count = asyncio.run(run())
+        count, cleared = asyncio.run(run())
     except discord.LoginFailure as problem:
         raise fail(f"Discord refused the token: {problem}", EXIT_UNAVAILABLE) from None
     where = f"server {settings.discord_guild_id}" if settings.discord_guild_id else "every server"
     out.print(f"{count} slash command(s) registered for {where}")
+    for guild_id in cleared:
+        out.print(f"removed the commands synced to server {guild_id} alone (they showed twice)")
 
 
 def register(app: typer.Typer) -> None:

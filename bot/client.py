@@ -18,6 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 from paperboy_bot.cogs import COGS
 from paperboy_bot.replies import reply
+from paperboy_bot.tree import PaperboyTree
 from sqlalchemy import Engine
 
 from newsletter.feeds import FeedError
@@ -61,6 +62,7 @@ class Paperboy(commands.AutoShardedBot):
             intents=intents(),
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            tree_cls=PaperboyTree,
             **options,
         )
         self.engine = engine
@@ -68,6 +70,7 @@ class Paperboy(commands.AutoShardedBot):
         self.clock = clock
         self.sync_guild = sync_guild
         self.sync_on_start = sync_on_start
+        self.cleared: list[int] = []  # servers whose own commands the last sync removed
 
     async def db(self, call: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(call, *args)
@@ -80,13 +83,28 @@ class Paperboy(commands.AutoShardedBot):
             await self.sync_commands()
 
     async def sync_commands(self) -> list[app_commands.AppCommand]:
-        """Register the slash commands with Discord: globally, or on one server at once."""
+        """Register the slash commands with Discord: globally, or on one server at once.
+        A global sync clears the commands an earlier sync put on single servers, which
+        would otherwise show twice there (`cleared` lists those servers)."""
         guild = discord.Object(self.sync_guild) if self.sync_guild else None
         if guild is not None:
             self.tree.copy_global_to(guild=guild)
         synced = await self.tree.sync(guild=guild)
         log.info("synced %d slash commands %s", len(synced), "to one server" if guild else "")
+        self.cleared = [] if guild is not None else await self._clear_guild_commands()
         return synced
+
+    async def _clear_guild_commands(self) -> list[int]:
+        """Empty the command list of every server the bot is in that still has one."""
+        assert self.application_id is not None
+        cleared: list[int] = []
+        for entry in await self.http.get_guilds(200):
+            guild_id = int(entry["id"])
+            if await self.http.get_guild_commands(self.application_id, guild_id):
+                await self.http.bulk_upsert_guild_commands(self.application_id, guild_id, [])
+                log.info("cleared the slash commands synced to server %s", guild_id)
+                cleared.append(guild_id)
+        return cleared
 
     async def on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
@@ -95,6 +113,8 @@ class Paperboy(commands.AutoShardedBot):
         original = getattr(error, "original", error)
         if isinstance(original, QueryError):
             message = f"That query does not parse: {original}\n```\n{original.pointer()}\n```"
+        elif isinstance(original, FeedError):
+            message = original.naming(lambda channel: f"<#{channel}>")
         elif isinstance(original, USER_ERRORS):
             message = str(original)
         elif isinstance(error, app_commands.MissingPermissions):

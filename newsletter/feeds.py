@@ -7,6 +7,7 @@ queues in the outbox, and what each holds. How a post reaches Discord is the bot
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,7 +33,21 @@ POST_KINDS = ("post", "dm", "notice")
 
 
 class FeedError(ValueError):
-    """A feed request that cannot be carried out; nothing was written."""
+    """A feed request that cannot be carried out; nothing was written.
+
+    A refusal about one channel keeps its id apart from the words, so each front end names
+    the channel its own way: `str()` says "channel 2" (the CLI), `naming()` takes the
+    bot's form (a channel mention)."""
+
+    def __init__(self, message: str, channel_id: int | None = None) -> None:
+        self.message, self.channel_id = message, channel_id
+        super().__init__(self.naming(lambda channel: f"channel {channel}"))
+
+    def naming(self, channel: Callable[[int], str]) -> str:
+        """The refusal with its channel named by `channel(id)`."""
+        if self.channel_id is None:
+            return self.message
+        return f"{channel(self.channel_id)} {self.message}"
 
 
 @dataclass(frozen=True)
@@ -55,9 +70,9 @@ def add_feed(
             )
         ).first()
         if feed is not None and feed.guild_id != guild_id:
-            raise FeedError(f"channel {channel_id} belongs to another server")
+            raise FeedError("belongs to another server", channel_id)
         if feed is not None and feed.disabled_reason is None:
-            raise FeedError(f"<#{channel_id}> already follows {topic.name!r}")
+            raise FeedError(f"already follows {topic.name!r}", channel_id)
         feed = feed or ChannelFeed(guild_id=guild_id, channel_id=channel_id, topic_id=topic.id)
         feed.disabled_reason = feed.disabled_at = None
         feed.added_by = added_by or feed.added_by
@@ -81,7 +96,7 @@ def remove_feed(engine: Engine, guild_id: int, channel_id: int, text: str) -> To
             else None
         )
         if feed is None or topic is None:
-            raise FeedError(f"<#{channel_id}> does not follow {text.strip()!r}")
+            raise FeedError(f"does not follow {text.strip()!r}", channel_id)
         session.delete(feed)
         return topic
 

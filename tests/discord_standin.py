@@ -7,6 +7,14 @@ pointing both at this aiohttp server runs the real client end to end: login, IDE
 and GUILD_CREATE, `on_ready`, slash commands arriving as INTERACTION_CREATE, its answers, its
 rate-limit buckets and its 429 handling. `running(bot, standin)` does the pointing.
 
+Every request body is checked against Discord's own OpenAPI schema and the documented limits
+it leaves out (`tests/discord_spec.py`): what Discord would refuse gets its 400, code 50035,
+with the schema's complaint in Discord's error shape, so a payload bug fails a test here.
+Interactions keep Discord's clock (`clock`, injectable): the first answer within 3 s, the
+token's follow-ups and edits within 15 minutes. `enforce_nonce` is honoured, and a test can
+make the stand-in lose its answer to a message it created (`drop_answers`), to test that a
+retry does not post twice. The gateway wants the bot's token and regular heartbeats.
+
 The server keeps Discord's limits: a global requests-per-second cap (interaction callbacks and
 their webhooks are exempt, as on Discord) and a fixed window of 5 messages per 5 s per channel,
 with the X-RateLimit headers discord.py reads to stay inside them and a 429 with `retry_after`
@@ -38,6 +46,8 @@ import yarl
 from aiohttp import web
 from discord.gateway import DiscordWebSocket
 
+from tests import discord_spec as spec
+
 log = logging.getLogger(__name__)
 
 # The tasks serving the stand-ins' connections, which `deliver` must not wait for.
@@ -53,6 +63,10 @@ EVERYONE = (1 << 10) | (1 << 11) | (1 << 14)  # view channel, send messages, emb
 # Intents a bot must switch on in the developer portal: members, presences, message content.
 PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)
 GUILD_MEMBERS_INTENT = 1 << 1
+FIRST_ANSWER = 3.0  # seconds Discord waits for an interaction's first answer
+TOKEN_LIFE = 15 * 60.0  # seconds an interaction token takes follow-ups and edits
+NONCE_WINDOW = 5 * 60.0  # seconds Discord remembers an enforced nonce
+HEARTBEAT_GRACE = 0.5  # of an interval: how late a heartbeat may come before the close
 EPHEMERAL, LOADING = 1 << 6, 1 << 7
 MESSAGE_BUCKET = "80c17d2f203122d936070c88c8d10f33"  # one hash, told apart by channel id
 
@@ -77,6 +91,11 @@ def _error(
 ) -> web.Response:
     """Discord's error body: discord.py copies `code` and `message` onto the exception."""
     return _json({"message": message, "code": code}, status=status, headers=headers)
+
+
+def _invalid(problem: spec.Problem, headers: dict[str, str] | None = None) -> web.Response:
+    """Discord's 400 for a body its schema or its limits refuse (code 50035)."""
+    return _json(spec.errors_body(problem), status=400, headers=headers)
 
 
 def _no_content() -> web.Response:
@@ -108,6 +127,14 @@ def _now_iso() -> str:
 
 def _truthy(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true")
+
+
+class _Refused(Exception):
+    """Raised by a route handler deep in a check: the answer to send instead."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response
 
 
 @dataclass
@@ -148,6 +175,7 @@ class _Issued:
     """An interaction the stand-in built, so its callback and webhooks can be checked."""
 
     payload: JSON
+    at: float  # the stand-in's clock when it was created
     responded: int | None = None  # the callback type, once acknowledged
     original: JSON | None = None  # the message the callback created
     followups: dict[int, JSON] = field(default_factory=dict)
@@ -167,6 +195,52 @@ class _Session:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+Handler = Callable[[_Call], web.Response]
+Check = Callable[[Any], spec.Problem | None]
+
+# Where each checked route's body schema lives in Discord's document.
+OPERATIONS = {
+    "create_message": ("/channels/{channel_id}/messages", "post"),
+    "update_message": ("/channels/{channel_id}/messages/{message_id}", "patch"),
+}
+
+
+def _schema_check(path: str, method: str) -> Check:
+    validator = spec.validator(path, method)
+    return lambda body: spec.schema_problem(validator, body)
+
+
+def _message_check(name: str) -> Check:
+    """A message body: the schema (an operation's, or a named component), then the limits."""
+    operation = OPERATIONS.get(name)
+    validator = spec.validator(*operation) if operation else spec.component(name)
+
+    def check(body: Any) -> spec.Problem | None:
+        return spec.schema_problem(validator, body) or spec.message_problem(body)
+
+    return check
+
+
+def _commands_check(*, many: bool) -> Check:
+    """Command sync: the bulk overwrite's (a list) or one command's schema, then the
+    documented command limits, command by command."""
+    path = "/applications/{application_id}/commands"
+    validator = spec.validator(path, "put" if many else "post")
+
+    def check(body: Any) -> spec.Problem | None:
+        found = spec.schema_problem(validator, body)
+        if found or not isinstance(body, (list, dict)):
+            return found
+        listed = body if isinstance(body, list) else [body]
+        for index, command in enumerate(listed):
+            found = spec.command_problem(command, [index] if many else [])
+            if found:
+                return found
+        return None
+
+    return check
+
+
 def shown(text: str) -> str:
     """What Discord displays: a backslash before punctuation shows that character alone."""
     return re.sub(r"\\([^A-Za-z0-9\s])", r"\1", text)
@@ -180,7 +254,8 @@ class DiscordStandIn:
       unknown               the requests no route matched (answered 404); should stay empty
       messages              channel id -> JSON bodies of the messages created, as posted
       interaction_responses {"interaction_id", "token", "type", "data"} per callback
-      answered              message objects the callbacks created (or updated, type 7)
+      answered              message objects the callbacks created (or updated, type 7), and
+                            the follow-ups (a deferred command's answer)
       followups             {"method", "path", **body} per follow-up (POST /webhooks/{app}/{token})
       edits                 {"method", "path", "message_id", **body} per PATCH of a response
       commands              global application commands, as bulk-overwritten (ids assigned)
@@ -200,15 +275,19 @@ class DiscordStandIn:
         application_id: int = 901,
         privileged_intents: int = 0,
         heartbeat_interval: int = 41_250,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`privileged_intents`: the privileged intents switched on for the bot in the
-        developer portal; asking for others closes the gateway with 4014, as Discord does."""
+        developer portal; asking for others closes the gateway with 4014, as Discord does.
+        `clock` (seconds) times interactions and nonces: a test moves it instead of waiting.
+        `heartbeat_interval` (ms): a session silent for longer (and a grace) is closed."""
         self.global_per_second = global_per_second
         self.channel_messages = channel_messages
         self.channel_window = channel_window
         self.application_id = application_id
         self.privileged_intents = privileged_intents
         self.heartbeat_interval = heartbeat_interval
+        self.clock = clock
         self.bot_user: JSON = {
             "id": str(bot_user_id),
             "username": "paperboy",
@@ -225,7 +304,11 @@ class DiscordStandIn:
         self.guilds: dict[int, JSON] = {}  # guild id -> its GUILD_CREATE payload
         self.channels: dict[int, int] = {}  # channel -> guild (0 for DMs)
         self.denied: set[int] = set()
+        self.hidden: set[int] = set()
+        self.refused: list[JSON] = []  # the 400 bodies answered for invalid request bodies
+        self.heartbeat_closes = 0  # sessions closed for a missed heartbeat
         self.closed_dms: set[int] = set()
+        self.reachable: set[int] = set()  # users sharing a server with the bot (DMs go)
         self.requests: list[Recorded] = []
         self.unknown: list[Recorded] = []
         self.messages: dict[int, list[JSON]] = {}
@@ -249,6 +332,8 @@ class DiscordStandIn:
         self._tokens: dict[str, int] = {}  # interaction token -> interaction id
         self._command_ids: dict[tuple[int, str, int], int] = {}  # (guild or 0, name, type) -> id
         self._failures: list[list[Any]] = []
+        self._drops: list[str] = []  # how to lose the next answers to a created message
+        self._nonces: dict[tuple[int, str], tuple[float, JSON]] = {}  # (channel, nonce)
         self._recent: list[float] = []
         self._windows: dict[int, _Window] = {}
         self._sessions: dict[str, _Session] = {}
@@ -256,7 +341,7 @@ class DiscordStandIn:
         self._ready = asyncio.Event()
         self._last_id = 0
         self._runner: web.AppRunner | None = None
-        self._routes: list[tuple[str, re.Pattern[str], Callable[[_Call], web.Response]]] = []
+        self._routes: list[tuple[str, re.Pattern[str], Handler, Check | None]] = []
         self._add_routes()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -374,6 +459,7 @@ class DiscordStandIn:
         """A person in a guild: interactions from them carry this member; the client gets
         them in GUILD_CREATE only with the members intent, as on Discord."""
         user = self._user(user_id, name)
+        self.reachable.add(user_id)
         member = self._member(user, roles)
         guild = self.guilds[guild_id]
         guild["members"] = [m for m in guild["members"] if m["user"]["id"] != str(user_id)]
@@ -397,6 +483,24 @@ class DiscordStandIn:
     def close_dms(self, user_id: int) -> None:
         """The user accepts no DMs from the bot: messages answer 403, code 50007."""
         self.closed_dms.add(user_id)
+
+    def add_user(self, user_id: int, *, name: str | None = None) -> JSON:
+        """A Discord account that shares no server with the bot: a DM channel opens, but
+        messages to it answer 403, code 50007, as Discord does. (An id never added at all
+        is Unknown User, 10013.)"""
+        return self._user(user_id, name)
+
+    def hide_channel(self, channel_id: int) -> None:
+        """The bot lost View Channel there: reading or posting answers 403, code 50001."""
+        self.hidden.add(channel_id)
+
+    def drop_answers(self, how: str = "close", *, times: int = 1) -> None:
+        """Create the next `times` messages (channel posts) but lose the answer: "close"
+        drops the connection, "500" answers a server error. The client cannot know the
+        message exists; only its nonce keeps a retry from posting it twice."""
+        if how not in ("close", "500"):
+            raise ValueError(f"drop_answers: how is 'close' or '500', not {how!r}")
+        self._drops.extend([how] * times)
 
     def fail_next(
         self,
@@ -483,6 +587,7 @@ class DiscordStandIn:
         permissions: int,
     ) -> JSON:
         user = self._user(user_id)
+        self.reachable.add(user_id)  # they use the bot: in its server, or in their DMs
         interaction_id = self._next_id()
         token = f"aW50ZXJhY3Rpb246{interaction_id}:{secrets.token_urlsafe(24)}"
         payload: JSON = {
@@ -535,7 +640,7 @@ class DiscordStandIn:
                 "app_permissions": str(EVERYONE),
             }
         payload["channel_id"] = str(channel_id)
-        self._interactions[interaction_id] = _Issued(payload)
+        self._interactions[interaction_id] = _Issued(payload, at=self.clock())
         self._tokens[token] = interaction_id
         return payload
 
@@ -626,12 +731,31 @@ class DiscordStandIn:
                     }
                 )
             )
-            async for message in ws:
+            # Discord closes a session whose heartbeats stop: none within the interval
+            # (and a grace for the network) ends it.
+            allowed = self.heartbeat_interval / 1000 * (1 + HEARTBEAT_GRACE)
+            loop = asyncio.get_running_loop()
+            beat_due = loop.time() + allowed
+            while not ws.closed:
+                try:
+                    message = await ws.receive(timeout=max(0.0, beat_due - loop.time()))
+                except TimeoutError:
+                    self.heartbeat_closes += 1
+                    await ws.close(code=4009, message=b"Session timed out.")
+                    break
+                if message.type in (
+                    aiohttp.WSMsgType.CLOSE,
+                    aiohttp.WSMsgType.CLOSING,
+                    aiohttp.WSMsgType.CLOSED,
+                    aiohttp.WSMsgType.ERROR,
+                ):
+                    break
                 if message.type is not aiohttp.WSMsgType.TEXT:
                     continue
                 frame = json.loads(message.data)
                 op, data = frame.get("op"), frame.get("d")
                 if op == HEARTBEAT:
+                    beat_due = loop.time() + allowed
                     async with lock:
                         await ws.send_str(json.dumps({"op": HEARTBEAT_ACK, "d": None}))
                 elif op == IDENTIFY:
@@ -657,7 +781,7 @@ class DiscordStandIn:
     ) -> _Session | None:
         self.identified.append(data)
         intents = data.get("intents")
-        if not data.get("token"):
+        if not data.get("token") or self.token not in (None, data["token"]):
             await ws.close(code=4004, message=b"Authentication failed.")
             return None
         if intents is None:
@@ -703,7 +827,7 @@ class DiscordStandIn:
         self, ws: web.WebSocketResponse, lock: asyncio.Lock, data: JSON
     ) -> _Session | None:
         session = self._sessions.get(data.get("session_id") or "")
-        if session is None or not data.get("token"):
+        if session is None or not data.get("token") or self.token not in (None, data["token"]):
             async with lock:
                 await ws.send_str(json.dumps({"op": INVALID_SESSION, "d": False}))
             return None
@@ -847,19 +971,40 @@ class DiscordStandIn:
             or self._injected(request.method, path)
             or self._unauthorized(path, request.headers)
         )
+        handler: Handler | None = None
         if response is None:
-            for method, pattern, handler in self._routes:
+            for method, pattern, handler, check in self._routes:
                 match = pattern.fullmatch(path)
                 if match and method == request.method:
                     call = _Call(request.method, path, body, record.query, match.groups(), files)
-                    response = handler(call)
+                    response = self._checked(call, handler, check)
                     break
             else:
                 self.unknown.append(record)
                 log.warning("discord stand-in: no route for %s %s", request.method, path)
                 response = _error(404, 0, "404: Not Found")
         record.status = response.status
+        if handler == self._create_message and response.status == 200 and self._drops:
+            how = self._drops.pop(0)
+            record.status = 0 if how == "close" else 500
+            if how == "close" and request.transport is not None:
+                request.transport.abort()  # the message exists; its answer never arrives
+                raise asyncio.CancelledError
+            return _error(500, 0, "500: Internal Server Error")
         return response
+
+    def _checked(self, call: _Call, handler: Handler, check: Check | None) -> web.Response:
+        """The route's answer, unless Discord's schema or limits refuse the body first."""
+        problem = check(call.body) if check is not None and call.body is not None else None
+        if problem is not None:
+            refusal = _invalid(problem)
+            self.refused.append(spec.errors_body(problem))
+            log.warning("discord stand-in: refused %s %s: %s", call.method, call.path, problem)
+            return refusal
+        try:
+            return handler(call)
+        except _Refused as refused:
+            return refused.response
 
     @staticmethod
     async def _read_body(request: web.Request) -> tuple[Any, list[str]]:
@@ -879,45 +1024,69 @@ class DiscordStandIn:
         snowflake, token = r"(\d+)", r"([^/]+)"
         channel, app = f"/channels/{snowflake}", f"/applications/{snowflake}"
         webhook = f"/webhooks/{snowflake}/{token}"
-        table: list[tuple[str, str, Callable[[_Call], web.Response]]] = [
-            ("GET", "/users/@me", lambda c: _json(self.bot_user)),
-            ("GET", f"/users/{snowflake}", self._get_user),
-            ("POST", "/users/@me/channels", self._create_dm),
-            ("GET", "/gateway", lambda c: _json({"url": self.gateway_url})),
-            ("GET", "/gateway/bot", self._gateway_bot),
-            ("GET", "/oauth2/applications/@me", lambda c: _json(self._application())),
-            ("GET", "/applications/@me", lambda c: _json(self._application())),
-            ("GET", channel, self._get_channel),
-            ("POST", f"{channel}/typing", self._typing),
-            ("POST", f"{channel}/messages", self._create_message),
-            ("GET", f"{channel}/messages/{snowflake}", self._get_message),
-            ("PATCH", f"{channel}/messages/{snowflake}", self._edit_message),
-            ("DELETE", f"{channel}/messages/{snowflake}", self._delete_message),
-            ("GET", f"/guilds/{snowflake}", self._get_guild),
-            ("GET", f"/guilds/{snowflake}/channels", self._get_guild_channels),
-            ("GET", f"/guilds/{snowflake}/members/{snowflake}", self._get_member),
-            ("POST", f"/interactions/{snowflake}/{token}/callback", self._callback),
-            ("POST", webhook, self._followup),
-            ("GET", f"{webhook}/messages/(@original|\\d+)", self._get_response),
-            ("PATCH", f"{webhook}/messages/(@original|\\d+)", self._edit_response),
-            ("DELETE", f"{webhook}/messages/(@original|\\d+)", self._delete_response),
-            ("GET", f"{app}/commands", self._list_commands),
-            ("PUT", f"{app}/commands", self._overwrite_commands),
-            ("POST", f"{app}/commands", self._upsert_command),
-            ("GET", f"{app}/guilds/{snowflake}/commands", self._list_commands),
-            ("PUT", f"{app}/guilds/{snowflake}/commands", self._overwrite_commands),
-            ("POST", f"{app}/guilds/{snowflake}/commands", self._upsert_command),
+        create, update = _message_check("create_message"), _message_check("update_message")
+        followup = _message_check("IncomingWebhookRequestPartial")
+        edit = _message_check("IncomingWebhookUpdateRequestPartial")
+        commands, command = _commands_check(many=True), _commands_check(many=False)
+        dm = _schema_check("/users/@me/channels", "post")
+        table: list[tuple[str, str, Handler, Check | None]] = [
+            ("GET", "/users/@me", lambda c: _json(self.bot_user), None),
+            ("GET", "/users/@me/guilds", self._my_guilds, None),
+            ("GET", f"/users/{snowflake}", self._get_user, None),
+            ("POST", "/users/@me/channels", self._create_dm, dm),
+            ("GET", "/gateway", lambda c: _json({"url": self.gateway_url}), None),
+            ("GET", "/gateway/bot", self._gateway_bot, None),
+            ("GET", "/oauth2/applications/@me", lambda c: _json(self._application()), None),
+            ("GET", "/applications/@me", lambda c: _json(self._application()), None),
+            ("GET", channel, self._get_channel, None),
+            ("POST", f"{channel}/typing", self._typing, None),
+            ("POST", f"{channel}/messages", self._create_message, create),
+            ("GET", f"{channel}/messages/{snowflake}", self._get_message, None),
+            ("PATCH", f"{channel}/messages/{snowflake}", self._edit_message, update),
+            ("DELETE", f"{channel}/messages/{snowflake}", self._delete_message, None),
+            ("GET", f"/guilds/{snowflake}", self._get_guild, None),
+            ("GET", f"/guilds/{snowflake}/channels", self._get_guild_channels, None),
+            ("GET", f"/guilds/{snowflake}/members/{snowflake}", self._get_member, None),
+            (
+                "POST",
+                f"/interactions/{snowflake}/{token}/callback",
+                self._callback,
+                spec.callback_problem,
+            ),
+            ("POST", webhook, self._followup, followup),
+            ("GET", f"{webhook}/messages/(@original|\\d+)", self._get_response, None),
+            ("PATCH", f"{webhook}/messages/(@original|\\d+)", self._edit_response, edit),
+            ("DELETE", f"{webhook}/messages/(@original|\\d+)", self._delete_response, None),
+            ("GET", f"{app}/commands", self._list_commands, None),
+            ("PUT", f"{app}/commands", self._overwrite_commands, commands),
+            ("POST", f"{app}/commands", self._upsert_command, command),
+            ("GET", f"{app}/guilds/{snowflake}/commands", self._list_commands, None),
+            ("PUT", f"{app}/guilds/{snowflake}/commands", self._overwrite_commands, commands),
+            ("POST", f"{app}/guilds/{snowflake}/commands", self._upsert_command, command),
         ]
-        self._routes = [(m, re.compile(p), h) for m, p, h in table]
+        self._routes = [(m, re.compile(p), h, c) for m, p, h, c in table]
 
     # -- the REST API: users, channels, messages -----------------------------------------------
+
+    def _my_guilds(self, call: _Call) -> web.Response:
+        """The servers the bot is in, as partial guilds."""
+        partial = ("id", "name", "icon", "features")
+        found = [
+            {k: g[k] for k in partial} | {"owner": False, "permissions": str(EVERYONE)}
+            for g in self.guilds.values()
+        ]
+        return _json(found)
 
     def _get_user(self, call: _Call) -> web.Response:
         user = self.users.get(int(call.args[0]))
         return _json(user) if user else _error(404, 10013, "Unknown User")
 
     def _create_dm(self, call: _Call) -> web.Response:
+        """A DM channel with a known user (any, even one sharing no server: the refusal
+        comes when a message is sent); an id no account has is Unknown User."""
         user_id = int(call.body["recipient_id"])
+        if user_id not in self.users:
+            return _error(404, 10013, "Unknown User")
         channel = self._open_dm(user_id)
         return _json(self._channel_payloads[channel])
 
@@ -926,6 +1095,8 @@ class DiscordStandIn:
         return _json({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
 
     def _get_channel(self, call: _Call) -> web.Response:
+        if int(call.args[0]) in self.hidden:
+            return _error(403, 50001, "Missing Access")
         channel = self._channel_payloads.get(int(call.args[0]))
         return _json(channel) if channel else _error(404, 10003, "Unknown Channel")
 
@@ -936,26 +1107,45 @@ class DiscordStandIn:
 
     def _create_message(self, call: _Call) -> web.Response:
         """Every answer carries the channel's bucket headers, refusals included, as on
-        Discord; a refused message does not use up the bucket."""
+        Discord; a refused message does not use up the bucket. With `enforce_nonce`, a
+        nonce seen in the channel within minutes answers the message it created then."""
         channel, now = int(call.args[0]), time.monotonic()
         body = call.body or {}
         refused = self._refusal(channel, body, call.files)
         if refused is not None:
             _, headers = self._bucket(channel, now, take=False)
             return _error(*refused, headers=headers)
+        key = self._nonce_key(channel, body)
+        if key is not None and key in self._nonces:
+            _, headers = self._bucket(channel, now, take=False)
+            return _json(self._nonces[key][1], headers=headers)
         wait, headers = self._bucket(channel, now, take=True)
         if wait:
             return self._too_many(wait, headers=headers)
         self.messages.setdefault(channel, []).append(body)
-        return _json(self._message(channel, body, files=call.files), headers=headers)
+        message = self._message(channel, body, files=call.files)
+        if key is not None:
+            self._nonces[key] = (self.clock(), message)
+        return _json(message, headers=headers)
+
+    def _nonce_key(self, channel: int, body: JSON) -> tuple[int, str] | None:
+        """The key an enforced nonce is remembered by; forgets those older than the window."""
+        if not body.get("enforce_nonce") or body.get("nonce") is None:
+            return None
+        now = self.clock()
+        self._nonces = {k: v for k, v in self._nonces.items() if now - v[0] < NONCE_WINDOW}
+        return channel, str(body["nonce"])
 
     def _refusal(self, channel: int, body: JSON, files: list[str]) -> tuple[int, int, str] | None:
         """Why Discord would refuse this message: status, JSON code and message."""
         if channel not in self.channels:
             return 404, 10003, "Unknown Channel"
+        if channel in self.hidden:
+            return 403, 50001, "Missing Access"
         if channel in self.denied:
             return 403, 50013, "Missing Permissions"
-        if self._dm_of.get(channel) in self.closed_dms:
+        user = self._dm_of.get(channel)
+        if user is not None and (user in self.closed_dms or user not in self.reachable):
             return 403, 50007, "Cannot send messages to this user"
         keys = ("content", "embeds", "components", "sticker_ids", "poll")
         if not files and not any(body.get(k) for k in keys):
@@ -1016,6 +1206,8 @@ class DiscordStandIn:
         issued = self._interactions.get(interaction_id)
         if issued is None or issued.payload["token"] != token:
             return _error(404, 10062, "Unknown interaction")
+        if self.clock() - issued.at > FIRST_ANSWER:  # Discord has already failed it
+            return _error(404, 10062, "Unknown interaction")
         if issued.responded is not None:
             return _error(400, 40060, "Interaction has already been acknowledged.")
         body = call.body or {}
@@ -1056,7 +1248,10 @@ class DiscordStandIn:
         if int(call.args[0]) != self.application_id:
             return None
         interaction_id = self._tokens.get(call.args[1])
-        return self._interactions.get(interaction_id) if interaction_id else None
+        issued = self._interactions.get(interaction_id) if interaction_id else None
+        if issued is not None and self.clock() - issued.at > TOKEN_LIFE:
+            raise _Refused(_error(401, 50027, "Invalid Webhook Token"))
+        return issued
 
     def _followup(self, call: _Call) -> web.Response:
         """A follow-up message. Discord knows the webhook only once the interaction was
@@ -1069,6 +1264,7 @@ class DiscordStandIn:
         channel = int(issued.payload["channel_id"])
         message = self._message(channel, body, issued=issued, files=call.files)
         issued.followups[int(message["id"])] = message
+        self.answered.append(message)
         return _json(message) if _truthy(call.query.get("wait")) else _no_content()
 
     def _response_message(self, call: _Call) -> tuple[_Issued | None, JSON | None]:

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from paperboy_bot.client import Paperboy
+from paperboy_bot.cogs import papers as papers_cog
+from paperboy_bot.cogs import topics as topics_cog
 from paperboy_bot.cogs.topics import PAGE
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -59,13 +61,15 @@ async def run(
     options: list[dict[str, Any]] | None = None,
     **where: Any,
 ) -> dict[str, Any]:
-    """Invoke a command; returns the answer the bot sent (the last callback or follow-up)."""
+    """Invoke a command; returns the answer the bot sent (the last callback or follow-up),
+    its message body under "data" either way."""
     where.setdefault("user_id", USER)
-    before = len(standin.interaction_responses) + len(standin.followups)
+    responses, followups = len(standin.interaction_responses), len(standin.followups)
     await deliver(bot, standin.command_interaction(name, options, **where))
-    answers = [r.get("data") or {} for r in standin.interaction_responses] + standin.followups
-    assert len(answers) > before, f"/{name} sent no answer"
-    return standin.followups[-1] if standin.followups else standin.interaction_responses[-1]
+    if len(standin.followups) > followups:
+        return {"type": "followup", "data": standin.followups[-1]}
+    assert len(standin.interaction_responses) > responses, f"/{name} sent no answer"
+    return standin.interaction_responses[-1]
 
 
 def text(answer: dict[str, Any]) -> str:
@@ -261,9 +265,9 @@ async def test_search_finds_stored_papers_best_first(
 ) -> None:
     seed_matched(engine)
     answer = await run(bot, standin, "search", [option("query", 'title:"knowledge distillation"')])
-    embeds = answer.get("embeds") or []
+    embeds = answer["data"].get("embeds") or []
     assert embeds and all("distillation" in e["title"].lower() for e in embeds)
-    assert "Best" in answer["content"]
+    assert "Best" in answer["data"]["content"]
 
 
 def admin(**extra: Any) -> dict[str, Any]:
@@ -359,8 +363,67 @@ async def test_feed_remove_of_a_feed_that_does_not_exist_is_explained(
     assert text(answer) == f"<#{CHANNEL}> does not follow 'agents'"
 
 
+async def test_feed_add_of_a_feed_already_there_names_the_channel_as_a_mention(
+    bot: Paperboy, standin: DiscordStandIn, engine: Engine
+) -> None:
+    add_feed(engine, GUILD, CHANNEL, "agents")
+    channel, resolved = channel_option(standin)
+    answer = await run(
+        bot,
+        standin,
+        "feed",
+        group("add", channel, option("topic", "agents")),
+        resolved=resolved,
+        **admin(),
+    )
+    assert text(answer) == f"<#{CHANNEL}> already follows 'LLM agents'"
+
+
 async def test_a_mention_in_a_query_is_echoed_inert(bot: Paperboy, standin: DiscordStandIn) -> None:
     answer = await run(bot, standin, "subscribe", [option("topic", "@everyone agents")])
     content = answer["data"]["content"]
     assert "\\@everyone" in content and "@everyone" in text(answer)  # shown, never a mention
     assert answer["data"]["allowed_mentions"] == {"parse": []}
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "slow"),
+    [
+        ("subscribe", [option("topic", 'ICL OR "in-context"')], "subscribe"),
+        ("digest", None, "papers_of_day"),
+        ("topics", None, "topic_counts"),
+        ("search", [option("query", "agents")], None),
+    ],
+)
+async def test_a_command_slower_than_3_seconds_still_answers(
+    bot: Paperboy,
+    standin: DiscordStandIn,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    options: list[dict[str, Any]] | None,
+    slow: str | None,
+) -> None:
+    """The work takes 5 s on Discord's clock (a new query matched against a busy day, say):
+    the command said "thinking" at once, so its follow-up is taken."""
+    seed_matched(engine)
+    now = [0.0]
+    standin.clock = lambda: now[0]
+    cogs = {"subscribe": topics_cog, "papers_of_day": papers_cog, "topic_counts": topics_cog}
+
+    def slowly(real: Any) -> Any:
+        def work(*args: Any) -> Any:
+            now[0] += 5.0
+            return real(*args)
+
+        return work
+
+    if slow is not None:
+        monkeypatch.setattr(cogs[slow], slow, slowly(getattr(cogs[slow], slow)))
+    else:
+        search = bot.get_cog("Papers").papers.search  # type: ignore[union-attr]
+        monkeypatch.setattr(bot.get_cog("Papers").papers, "search", slowly(search))  # type: ignore[union-attr]
+    answer = await run(bot, standin, name, options)
+    assert standin.interaction_responses[-1]["type"] == 5  # "thinking", within 3 s
+    assert answer["type"] == "followup" and flags(answer) & EPHEMERAL
+    assert now[0] == 5.0 and not [r for r in standin.requests if r.status == 404]

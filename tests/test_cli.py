@@ -299,6 +299,26 @@ def test_email_send_after_ingest_writes_eml_files_and_says_where(
     assert len(list((tmp_path / "outbox" / "mail").glob("*.eml"))) == 1
 
 
+def test_a_feed_added_twice_is_refused_in_plain_words(paperboy: Run) -> None:
+    paperboy("feeds", "add", "--guild", "1", "--channel", "2", "agents")
+    again = paperboy("feeds", "add", "--guild", "1", "--channel", "2", "agents")
+    assert again.returncode == 2
+    assert again.stderr.strip() == "error: channel 2 already follows 'LLM agents'"
+
+
+def test_removing_a_feed_by_a_query_that_does_not_parse_is_one_line_exit_2(paperboy: Run) -> None:
+    removed = paperboy("feeds", "remove", "--guild", "1", "--channel", "2", "agents (")
+    assert removed.returncode == 2
+    (line,) = removed.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "Traceback" not in removed.stderr
+
+
+def test_removing_a_feed_a_channel_does_not_have_names_the_channel_plainly(paperboy: Run) -> None:
+    removed = paperboy("feeds", "remove", "--guild", "1", "--channel", "2", "agents")
+    assert removed.returncode == 2
+    assert removed.stderr.strip() == "error: channel 2 does not follow 'agents'"
+
+
 def test_one_digest_queues_a_channel_post_a_dm_and_a_mail_together(
     paperboy: Run, database_url: str, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -17,12 +18,14 @@ from sqlalchemy import Engine, update
 from sqlmodel import Session, select
 
 from newsletter.feeds import add_feed, list_feeds, queue_posts
+from newsletter.ingest import ingest_bytes
 from newsletter.models import Delivery, Subscriber
 from newsletter.outbox import claim
 from newsletter.pacing import Pace
 from newsletter.people import set_dm
+from newsletter.pipeline import match_digest
 from newsletter.subscriptions import Who, subscribe
-from tests.conftest import CHANNEL, GUILD
+from tests.conftest import CHANNEL, DATA, GUILD, NOW
 from tests.discord_standin import DiscordStandIn
 from tests.mailing import CLOCK, Clock, free_port
 from tests.test_discord_posts import seed_matched
@@ -103,6 +106,46 @@ async def test_a_503_mid_post_is_retried_later_from_the_message_that_failed(
     assert len(set(nonces)) == len(nonces)  # no message twice
 
 
+def many_short_papers(engine: Engine) -> int:
+    """A real day of Hugging Face papers made hard to post: every abstract one line, so
+    many embeds fit in 6,000 characters, and one title far past Discord's 256."""
+    day = json.loads((DATA / "2025-09-09.json").read_text())
+    for number, entry in enumerate(day):
+        entry["paper"]["summary"] = entry["title"] = entry["paper"]["title"] = (
+            f"zzqx study {number}: " + ("a very long title " * 20 if number == 3 else "short")
+        )
+    digest = ingest_bytes(engine, json.dumps(day).encode(), "short-papers", NOW)
+    match_digest(engine, digest.digest_id)
+    return digest.digest_id
+
+
+async def test_a_post_of_many_short_papers_and_a_long_title_is_taken_by_discord(
+    engine: Engine, standin: DiscordStandIn, http: discord.http.HTTPClient
+) -> None:
+    add_feed(engine, GUILD, CHANNEL, "zzqx", added_by=ADMIN)
+    assert queue_posts(engine, many_short_papers(engine), CLOCK) == 1
+    summary = await post_due(engine, RestPosts(http), clock=Clock())
+    assert (summary.sent, summary.failed, standin.refused) == (1, 0, [])
+    embeds = [e for m in standin.messages[CHANNEL] for e in m.get("embeds", [])]
+    assert len(embeds) == 16 and 250 <= max(len(e["title"]) for e in embeds) <= 256
+
+
+@pytest.mark.parametrize("how", ["close", "500"])
+async def test_a_message_whose_answer_was_lost_is_not_posted_twice(
+    engine: Engine, standin: DiscordStandIn, http: discord.http.HTTPClient, how: str
+) -> None:
+    feed_with_papers(engine)
+    clock = Clock()
+    standin.drop_answers(how)  # the first message is created, its answer never arrives
+    first = await post_due(engine, RestPosts(http), clock=clock)
+    clock.advance(timedelta(minutes=1))
+    later = await post_due(engine, RestPosts(http), clock=clock)
+    assert first.sent + later.sent == 1
+    posted = standin.messages[CHANNEL]
+    nonces = [m["nonce"] for m in posted]
+    assert len(posted) >= 2 and len(set(nonces)) == len(nonces)  # each message once
+
+
 async def test_discord_out_of_reach_leaves_the_post_queued_for_later(
     engine: Engine,
     standin: DiscordStandIn,
@@ -139,6 +182,7 @@ async def test_a_crash_mid_post_resumes_after_the_last_message_sent(
 async def test_a_deleted_channel_disables_its_feed_and_tells_the_admin_once(
     engine: Engine, standin: DiscordStandIn, http: discord.http.HTTPClient
 ) -> None:
+    standin.add_member(GUILD, ADMIN)  # who added the feed, told by DM
     feed_with_papers(engine)
     standin.delete_channel(CHANNEL)
     summary = await post_due(engine, RestPosts(http), clock=Clock())

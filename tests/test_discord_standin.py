@@ -14,6 +14,7 @@ import pytest
 from discord import app_commands
 from discord.app_commands import Choice
 from discord.ext import commands
+from paperboy_bot.tree import PaperboyTree
 
 from tests.discord_standin import DiscordStandIn, running
 
@@ -34,7 +35,11 @@ async def standin(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DiscordStand
 
 @pytest.fixture
 async def bot(standin: DiscordStandIn) -> AsyncIterator[commands.Bot]:
-    client = commands.Bot(command_prefix=commands.when_mentioned, intents=discord.Intents.default())
+    client = commands.Bot(
+        command_prefix=commands.when_mentioned,
+        intents=discord.Intents.default(),
+        tree_cls=PaperboyTree,
+    )
     async with running(client, standin):
         yield client
 

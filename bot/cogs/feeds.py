@@ -12,7 +12,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 from paperboy_bot.embeds import clean, pack, section_embeds
-from paperboy_bot.replies import reply
+from paperboy_bot.replies import reply, thinking
 
 from newsletter.feeds import FeedError, add_feed, feed_sample, list_feeds, remove_feed
 
@@ -104,6 +104,7 @@ class FeedCommands(commands.GroupCog, group_name="feed"):
     async def test(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
         """Post a sample from the newest digest to a feed's channel, to check it works."""
         assert interaction.guild is not None
+        await thinking(interaction)  # reads the newest digest, then posts to the channel
         feeds = [
             f
             for f in await self.bot.db(list_feeds, self.bot.engine, interaction.guild.id)
@@ -111,7 +112,6 @@ class FeedCommands(commands.GroupCog, group_name="feed"):
         ]
         if not feeds:
             raise FeedError(f"{channel.mention} has no feed: /feed add first")
-        await interaction.response.defer(ephemeral=True, thinking=True)
         sections = await self.bot.db(feed_sample, self.bot.engine, feeds[0])
         embeds = section_embeds(sections)[:TEST_PAPERS]
         header = f"Test post for **{clean(feeds[0].topic.name, 200)}**" + (

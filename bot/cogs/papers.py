@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 from paperboy_bot.embeds import clean, pack, paper_embed, section_embeds
-from paperboy_bot.replies import reply
+from paperboy_bot.replies import reply, thinking
 
 from newsletter.people import papers_of_day
 from newsletter.pipeline import SEARCH_WINDOW, PaperSearch
@@ -45,6 +45,7 @@ class Papers(commands.Cog):
             wanted = date.fromisoformat(day.strip()) if day else None
         except ValueError:
             raise SubscriptionError(f"{day!r} is not a date like 2026-11-25") from None
+        await thinking(interaction)  # a day's digests and all their matches
         label, sections = await self.bot.db(
             papers_of_day, self.bot.engine, interaction.user.id, wanted
         )
@@ -64,7 +65,7 @@ class Papers(commands.Cog):
     async def search(self, interaction: discord.Interaction, query: str) -> None:
         """The newest papers only, tokenised once per digest: every paper ever stored, on
         every search, would cost seconds once a few months of arXiv listings are in."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await thinking(interaction)
         hits = await self.bot.db(self.papers.search, query, SEARCH_RESULTS)
         if not hits:
             await reply(interaction, "No stored paper matches that query.")

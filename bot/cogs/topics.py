@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 from paperboy_bot.embeds import COLOUR, clean
-from paperboy_bot.replies import reply
+from paperboy_bot.replies import reply, thinking
 from sqlmodel import Session, col, select
 
 from newsletter.models import Subscriber, Subscription, Topic
@@ -93,6 +93,7 @@ class Topics(commands.Cog):
     @app_commands.describe(topic='A catalogue topic, or a query of your own: ICL OR "in-context"')
     async def subscribe(self, interaction: discord.Interaction, topic: str) -> None:
         """Follow a topic or a query of your own."""
+        await thinking(interaction)  # a new query is matched against recent digests first
         found = await self.bot.db(
             subscribe, self.bot.engine, Who(discord_user_id=interaction.user.id), topic
         )
@@ -135,6 +136,7 @@ class Topics(commands.Cog):
     @app_commands.command(name="topics")
     async def topics(self, interaction: discord.Interaction) -> None:
         """The topic catalogue, with how many people follow each."""
+        await thinking(interaction)  # counts every subscription
         counts = await self.bot.db(topic_counts, self.bot.engine)
         described = {entry.slug: entry.description for entry in catalogue()}
         lines = [
@@ -144,4 +146,4 @@ class Topics(commands.Cog):
             if c.topic.builtin
         ]
         view = TopicPages(interaction.user.id, lines)
-        await interaction.response.send_message(embed=view.embed(), view=view, ephemeral=True)
+        await interaction.followup.send(embed=view.embed(), view=view, ephemeral=True)
