@@ -355,3 +355,19 @@ def test_a_missing_templates_folder_is_refused_not_ignored(
     done = paperboy("email", "send", "--dry-run")
     assert done.returncode == 2
     assert "/no/such/folder (PAPERBOY_TEMPLATES_DIR) is not a folder" in done.stderr
+
+
+def test_feeds_add_takes_a_post_format_and_feeds_list_shows_it(paperboy: Run) -> None:
+    assert paperboy("feeds", "add", "--guild", "1", "--channel", "2", "agents").returncode == 0
+    switched = paperboy(
+        "feeds", "add", "--guild", "1", "--channel", "2", "agents", "--format", "full"
+    )
+    assert switched.stdout.strip() == "channel 2 now follows 'LLM agents' (full)"
+    paperboy("feeds", "add", "--guild", "1", "--channel", "3", "agents")
+    listed = paperboy("feeds", "list").stdout
+    assert re.search(r"│ 2 +│ LLM agents +│ full +│ posting", listed), listed
+    assert re.search(r"│ 3 +│ LLM agents +│ compact +│ posting", listed), listed
+    refused = paperboy(
+        "feeds", "add", "--guild", "1", "--channel", "4", "agents", "--format", "long"
+    )
+    assert refused.returncode != 0 and "long" in refused.stderr
