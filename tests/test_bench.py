@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -36,6 +37,21 @@ def test_the_matching_bench_runs_and_reports_each_figure() -> None:
 def test_the_ingest_bench_runs_and_reports_its_rates() -> None:
     printed = _run("ingest.py", "--papers", "20", "--repeat", "1")
     assert "papers/s" in printed
+
+
+def test_the_discord_bench_runs_both_formats_and_the_compact_one_posts_one_message_each() -> None:
+    printed = _run("discord.py", "--papers", "60", "--feeds", "8")
+    compact, full = printed.split("-- full format")
+    assert "-- compact format" in compact
+    for part in (compact, full):
+        assert "429s received: 0" in part and "time / bound:" in part
+    messages = [
+        re.search(r"messages a post: ([\d.]+) on average, (\d+) at most", p)
+        for p in (compact, full)
+    ]
+    assert messages[0] and messages[1]
+    assert int(messages[0][2]) <= 2  # the compact bound
+    assert float(messages[1][1]) > float(messages[0][1])  # full takes more messages
 
 
 @pytest.mark.parametrize("script", ["match.py", "ingest.py", "mail.py", "discord.py"])
