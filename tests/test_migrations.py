@@ -163,16 +163,17 @@ def test_feeds_from_before_post_formats_keep_their_full_posts_and_new_ones_are_c
     old = open_database(database_url, "0009")
     with old.begin() as connection:
         for statement in (
+            # Ids past what the sequences hand out next (PostgreSQL does not advance them).
             "INSERT INTO topic (id, name, query, canonical, builtin, min_score, created_at) "
-            "VALUES (1, 'mine', 'lifelong', 'lifelong', false, 1, '2026-01-01')",
+            "VALUES (1000, 'mine', 'lifelong', 'lifelong', false, 1, '2026-01-01')",
             "INSERT INTO channel_feed (id, guild_id, channel_id, topic_id, added_by, created_at) "
-            "VALUES (1, 10, 20, 1, 7, '2026-01-01')",
+            "VALUES (1000, 10, 20, 1000, 7, '2026-01-01')",
         ):
             connection.execute(text(statement))
     engine = open_database(database_url)
     add_feed(engine, 10, 21, "lifelong")
     with engine.connect() as connection:
         rows = connection.execute(
-            text("SELECT channel_id, added_by, post_format FROM channel_feed ORDER BY id")
+            text("SELECT channel_id, added_by, post_format FROM channel_feed ORDER BY channel_id")
         ).all()
     assert [tuple(row) for row in rows] == [(20, 7, "full"), (21, None, "compact")]
