@@ -5,10 +5,11 @@ keyword query (words 0.2-2% of papers use, so each feed gets a few papers, as a 
 topic would), matches and queues the posts, then sends them with the real discord.py
 HTTP client to the local stand-in of Discord (tests/discord_standin.py), which enforces
 50 requests a second globally and 5 messages per 5 seconds per channel, answering 429
-with `retry_after` beyond that. Prints requests, 429s, the time taken and the least time
-the limits allow. Run by hand:
+with `retry_after` beyond that. Prints, for each post format (compact, the default, and
+full), messages a post, requests, 429s, the time taken and the least time the limits
+allow. Run by hand:
 
-    python bench/discord.py [--papers 1000] [--feeds 1000] [--rate 40]
+    python bench/discord.py [--papers 1000] [--feeds 1000] [--rate 45] [--format both]
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from paperboy_bot.posting import post_due  # noqa: E402
 from paperboy_bot.transports import POSTS_PER_SECOND, RestPosts  # noqa: E402
 
 from newsletter.db import open_database  # noqa: E402
-from newsletter.feeds import add_feed, queue_posts  # noqa: E402
+from newsletter.feeds import POST_FORMATS, add_feed, queue_posts  # noqa: E402
 from newsletter.ingest import ingest_bytes  # noqa: E402
 from newsletter.pipeline import match_digest  # noqa: E402
 from tests.discord_standin import DiscordStandIn  # noqa: E402
@@ -68,7 +69,16 @@ async def main() -> None:
     parser.add_argument(
         "--rate", type=float, default=POSTS_PER_SECOND, help="paperboy's pace, requests/s"
     )
+    parser.add_argument(
+        "--format", choices=[*POST_FORMATS, "both"], default="both", help="the feeds' format"
+    )
     args = parser.parse_args()
+    for post_format in POST_FORMATS if args.format == "both" else [args.format]:
+        print(f"-- {post_format} format")
+        await run(args, post_format)
+
+
+async def run(args: argparse.Namespace, post_format: str) -> None:
     rng = random.Random(7)
     pairs = generate(args.papers, rng)
     papers = [(p.split("\n\n")[0], p.split("\n\n")[1]) for p in pairs]
@@ -81,7 +91,7 @@ async def main() -> None:
         channels = {1000 + n: f"feed-{n}" for n in range(args.feeds)}
         standin.add_guild(GUILD, channels=channels)
         for channel, query in zip(channels, queries, strict=True):
-            add_feed(engine, GUILD, channel, query)
+            add_feed(engine, GUILD, channel, query, post_format=post_format)
         match_digest(engine, digest.digest_id)
         queued = queue_posts(engine, digest.digest_id, NOW.replace(tzinfo=None))
         original = discord.http.Route.BASE
@@ -105,15 +115,20 @@ async def main() -> None:
         by_channel = math.ceil(busiest / 5 - 1) * 5 if busiest else 0
         bound = max(by_global, by_channel)
         paced = requests / args.rate
+        # Messages a post: one channel gets one post here (one digest, a feed a channel).
+        most = max(posted.values(), default=0)
         print(
             f"setup: {args.papers:,} papers, {args.feeds:,} feeds, {queued:,} posts queued, "
-            f"{sum(posted.values()):,} messages (busiest channel {busiest})"
+            f"{sum(posted.values()):,} messages (busiest channel {busiest}); "
+            f"messages a post: {sum(posted.values()) / max(queued, 1):.2f} on average, "
+            f"{most} at most"
         )
         print(f"requests sent: {requests:,}; 429s received: {standin.rate_limited} (target 0)")
         print(
             f"total time: {spent:.1f} s; bound the limits allow: {bound:.1f} s "
             f"(global 50/s: {by_global:.1f} s, per channel: {by_channel:.1f} s); "
-            f"paperboy's pace of {args.rate:g}/s allows {paced:.1f} s"
+            f"paperboy's pace of {args.rate:g}/s allows {paced:.1f} s; "
+            f"time / bound: {spent / bound if bound else 0:.2f}x (target <= 1.1x)"
         )
         busiest = most_in_one_second(r.at for r in standin.requests)
         print(

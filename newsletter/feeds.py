@@ -7,6 +7,7 @@ queues in the outbox, and what each holds. How a post reaches Discord is the bot
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +31,9 @@ from newsletter.sections import Section, Window, followed_topics, sections_for
 from newsletter.topics import find_topic, topic_for
 
 POST_KINDS = ("post", "dm", "notice")
+# How a feed posts a digest: `compact`, a list of linked titles in at most two messages (the
+# default, and what DMs get), or `full`, an embed per paper.
+POST_FORMATS = ("compact", "full")
 
 
 class FeedError(ValueError):
@@ -57,11 +61,20 @@ class Feed:
 
 
 def add_feed(
-    engine: Engine, guild_id: int, channel_id: int, text: str, added_by: int | None = None
+    engine: Engine,
+    guild_id: int,
+    channel_id: int,
+    text: str,
+    added_by: int | None = None,
+    post_format: str | None = None,
 ) -> Topic:
-    """Make a channel follow a topic; adding a disabled feed again turns it back on."""
+    """Make a channel follow a topic; adding a disabled feed again turns it back on, and
+    adding a feed with another `post_format` switches it (unset: compact for a new feed,
+    unchanged for an existing one)."""
     if guild_id <= 0 or channel_id <= 0:
         raise FeedError("guild and channel ids are positive numbers")
+    if post_format is not None and post_format not in POST_FORMATS:
+        raise FeedError(f"format {post_format!r} is not one of {', '.join(POST_FORMATS)}")
     with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         topic, _ = topic_for(session, text)
         feed = session.exec(
@@ -71,9 +84,11 @@ def add_feed(
         ).first()
         if feed is not None and feed.guild_id != guild_id:
             raise FeedError("belongs to another server", channel_id)
-        if feed is not None and feed.disabled_reason is None:
+        switching = feed is not None and post_format not in (None, feed.post_format)
+        if feed is not None and feed.disabled_reason is None and not switching:
             raise FeedError(f"already follows {topic.name!r}", channel_id)
         feed = feed or ChannelFeed(guild_id=guild_id, channel_id=channel_id, topic_id=topic.id)
+        feed.post_format = post_format or feed.post_format or "compact"
         feed.disabled_reason = feed.disabled_at = None
         feed.added_by = added_by or feed.added_by
         session.add(feed)
@@ -191,6 +206,9 @@ class PostContent:
     # A notice is about a channel: the bot names it after the header (the header is text
     # made inert for Discord, a channel mention is markup).
     about_channel: int | None = None
+    post_format: str = "compact"
+    # Where a reader finds the papers a compact post had no room for (the digest's page).
+    more_url: str | None = None
 
 
 # What people call each source; a feed's own title (arXiv's) wins where there is one.
@@ -213,6 +231,20 @@ def digest_label(digest: Digest) -> str:
     if len(name) > LABEL_CHARS:
         name = name[: LABEL_CHARS - 1].rstrip() + "…"
     return f"{name} · {digest.digest_date.isoformat()}"
+
+
+def source_page(digest: Digest) -> str | None:
+    """The page a person reads the digest on: Hugging Face's day page, arXiv's listing of
+    the feed's category, or the web address it was fetched from; None for a local file."""
+    day = digest.digest_date.isoformat()
+    if digest.source_format.startswith("hf-daily"):
+        return f"https://huggingface.co/papers/date/{day}"
+    found = re.match(
+        r"https?://(?:rss\.|export\.)?arxiv\.org/(?:rss|atom)/([\w.+-]+)", digest.origin
+    )
+    if found:
+        return f"https://arxiv.org/list/{found.group(1)}/new"
+    return digest.origin if re.match(r"https?://\S+$", digest.origin) else None
 
 
 def contents(session: Session, deliveries: list[Delivery]) -> dict[int, PostContent | str]:
@@ -282,14 +314,20 @@ def _content(
     if delivery.kind == "post":
         if feed is None or topic is None or feed.disabled_reason is not None:
             return "the feed was removed or disabled"
+        header = f"{digest_label(digest)} · {topic.name}: {papers}"
         return PostContent(
-            feed.channel_id, None, f"{digest_label(digest)} · {topic.name}: {papers}", sections
+            feed.channel_id,
+            None,
+            header,
+            sections,
+            post_format=feed.post_format,
+            more_url=source_page(digest),
         )
     reader = readers.get(delivery.subscriber_id)
     if reader is None or not reader.discord_dm or reader.discord_user_id is None:
         return "the reader turned DMs off"
     header = f"{digest_label(digest)}: {papers} on your topics"
-    return PostContent(None, reader.discord_user_id, header, sections)
+    return PostContent(None, reader.discord_user_id, header, sections, more_url=source_page(digest))
 
 
 def feed_sample(engine: Engine, feed: Feed) -> list[Section]:

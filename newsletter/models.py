@@ -185,6 +185,12 @@ class ChannelFeed(SQLModel, table=True):
     )
     added_by: int | None = Field(default=None, sa_column=Column(BigInteger))
     """The Discord user who added the feed: told when it stops working."""
+    post_format: str = Field(
+        default="compact",
+        sa_column=Column(String(16), nullable=False, server_default="compact"),
+    )
+    """How a digest's papers are posted: `compact` (a list of linked titles, at most two
+    messages) or `full` (an embed per paper, as many messages as that takes)."""
     # Set when Discord refused the channel for good (gone, or no permission to post): the
     # feed gets nothing until someone adds it again.
     disabled_reason: str | None = Field(default=None, sa_column=Column(Text))

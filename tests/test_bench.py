@@ -53,6 +53,21 @@ def test_the_lease_bench_runs_and_counts_duplicates() -> None:
     assert re.search(r"^duplicates: \d+ \(target 0\)$", printed, re.MULTILINE)
 
 
+def test_the_discord_bench_runs_both_formats_and_the_compact_one_posts_one_message_each() -> None:
+    printed = _run("discord.py", "--papers", "60", "--feeds", "8")
+    compact, full = printed.split("-- full format")
+    assert "-- compact format" in compact
+    for part in (compact, full):
+        assert "429s received: 0" in part and "time / bound:" in part
+    messages = [
+        re.search(r"messages a post: ([\d.]+) on average, (\d+) at most", p)
+        for p in (compact, full)
+    ]
+    assert messages[0] and messages[1]
+    assert int(messages[0][2]) <= 2  # the compact bound
+    assert float(messages[1][1]) > float(messages[0][1])  # full takes more messages
+
+
 @pytest.mark.parametrize(
     "script", ["match.py", "ingest.py", "mail.py", "discord.py", "fuzz.py", "leases.py"]
 )

@@ -322,6 +322,16 @@ async def test_feed_commands_are_hidden_from_members_without_manage_server(
     assert feed["contexts"] == [0]  # servers only
 
 
+async def test_feed_add_takes_the_post_format_the_admin_picks(
+    bot: Paperboy, standin: DiscordStandIn, engine: Engine
+) -> None:
+    channel, resolved = channel_option(standin)
+    chosen = group("add", channel, option("topic", "agents"), option("format", "full"))
+    answer = await run(bot, standin, "feed", chosen, resolved=resolved, **admin())
+    assert text(answer) == f"<#{CHANNEL}> now gets **LLM agents** (full)."
+    assert [f.feed.post_format for f in list_feeds(engine, GUILD)] == ["full"]
+
+
 async def test_feed_list_shows_why_a_feed_stopped(
     bot: Paperboy, standin: DiscordStandIn, engine: Engine
 ) -> None:
@@ -331,7 +341,7 @@ async def test_feed_list_shows_why_a_feed_stopped(
     answer = await run(bot, standin, "feed", group("list"), **admin())
     assert (
         text(answer)
-        == f"<#{CHANNEL}> · LLM agents · **stopped**: channel 2002: 404 Unknown Channel"
+        == f"<#{CHANNEL}> · LLM agents · compact · **stopped**: channel 2002: 404 Unknown Channel"
     )
 
 

@@ -404,3 +404,19 @@ def test_removing_a_feed_by_a_query_that_does_not_parse_is_one_line(paperboy: Ru
     assert done.stderr.strip().splitlines() == [
         "error: query error at column 9: the query ends where a word, phrase or '(' was expected"
     ]
+
+
+def test_feeds_add_takes_a_post_format_and_feeds_list_shows_it(paperboy: Run) -> None:
+    assert paperboy("feeds", "add", "--guild", "1", "--channel", "2", "agents").returncode == 0
+    switched = paperboy(
+        "feeds", "add", "--guild", "1", "--channel", "2", "agents", "--format", "full"
+    )
+    assert switched.stdout.strip() == "channel 2 now follows 'LLM agents' (full)"
+    paperboy("feeds", "add", "--guild", "1", "--channel", "3", "agents")
+    listed = paperboy("feeds", "list").stdout
+    assert re.search(r"│ 2 +│ LLM agents +│ full +│ posting", listed), listed
+    assert re.search(r"│ 3 +│ LLM agents +│ compact +│ posting", listed), listed
+    refused = paperboy(
+        "feeds", "add", "--guild", "1", "--channel", "4", "agents", "--format", "long"
+    )
+    assert refused.returncode != 0 and "long" in refused.stderr

@@ -42,7 +42,7 @@ async def http() -> AsyncIterator[discord.http.HTTPClient]:
 
 
 def feed_with_papers(engine: Engine, topic: str = "reinforcement-learning") -> int:
-    add_feed(engine, GUILD, CHANNEL, topic, added_by=ADMIN)
+    add_feed(engine, GUILD, CHANNEL, topic, added_by=ADMIN, post_format="full")
     digest_id = seed_matched(engine)
     queue_posts(engine, digest_id, CLOCK)
     return digest_id

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, inspect, text
 from sqlmodel import SQLModel
 
 from newsletter.db import DatabaseError, current_revision, head_revision, make_engine, open_database
+from newsletter.feeds import add_feed
 from newsletter.ingest import ingest_bytes
 from tests.conftest import NOW, SEED
 
@@ -154,3 +155,25 @@ def test_pending_addresses_keep_their_topics_when_wrong_codes_start_being_counte
         assert connection.execute(text("SELECT count(*) FROM subscription")).scalar_one() == 1
         row = connection.execute(text("SELECT email_status, code_attempts FROM subscriber")).one()
         assert tuple(row) == ("pending", 0)
+
+
+def test_feeds_from_before_post_formats_keep_their_full_posts_and_new_ones_are_compact(
+    database_url: str,
+) -> None:
+    old = open_database(database_url, "0009")
+    with old.begin() as connection:
+        for statement in (
+            # Ids past what the sequences hand out next (PostgreSQL does not advance them).
+            "INSERT INTO topic (id, name, query, canonical, builtin, min_score, created_at) "
+            "VALUES (1000, 'mine', 'lifelong', 'lifelong', false, 1, '2026-01-01')",
+            "INSERT INTO channel_feed (id, guild_id, channel_id, topic_id, added_by, created_at) "
+            "VALUES (1000, 10, 20, 1000, 7, '2026-01-01')",
+        ):
+            connection.execute(text(statement))
+    engine = open_database(database_url)
+    add_feed(engine, 10, 21, "lifelong")
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT channel_id, added_by, post_format FROM channel_feed ORDER BY channel_id")
+        ).all()
+    assert [tuple(row) for row in rows] == [(20, 7, "full"), (21, None, "compact")]

@@ -176,7 +176,7 @@ def test_a_digest_dropped_into_the_inbox_is_posted_to_its_channel_feed_within_a_
 ) -> None:
     database_url = f"sqlite:///{tmp_path / 'paperboy.db'}"
     engine = open_database(database_url)
-    add_feed(engine, GUILD, CHANNEL, TOPIC)
+    add_feed(engine, GUILD, CHANNEL, TOPIC, post_format="full")  # a post of several messages
     port = free_port()
     environment = service_environment(
         tmp_path, database_url, web_host="127.0.0.1", web_port=str(port)
@@ -218,7 +218,7 @@ def test_two_services_on_postgresql_elect_one_leader_whose_death_loses_and_doubl
             "(on SQLite one process runs); the SQLite service is the test above"
         )
     engine = open_database(database_url)  # migrated here, before two processes start at once
-    add_feed(engine, GUILD, CHANNEL, TOPIC)
+    add_feed(engine, GUILD, CHANNEL, TOPIC, post_format="full")  # a post of several messages
     rows = [ImportRow(address, [TOPIC], "UTC", 0) for address in READERS]
     import_subscribers(engine, rows, confirmed=True)
     outbox = tmp_path / "outbox"

@@ -6,7 +6,7 @@ checks the permission again when it runs, since a server can override what is sh
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
@@ -54,9 +54,18 @@ class FeedCommands(commands.GroupCog, group_name="feed"):
         return True
 
     @app_commands.command(name="add")
-    @app_commands.describe(channel="Where to post", topic="A catalogue topic or a query")
+    @app_commands.describe(
+        channel="Where to post",
+        topic="A catalogue topic or a query",
+        post_format="compact: a list of titles (default); full: an embed per paper",
+    )
+    @app_commands.rename(post_format="format")
     async def add(
-        self, interaction: discord.Interaction, channel: discord.TextChannel, topic: str
+        self,
+        interaction: discord.Interaction,
+        channel: discord.TextChannel,
+        topic: str,
+        post_format: Literal["compact", "full"] | None = None,
     ) -> None:
         """Post a topic's papers to a channel whenever a digest lands."""
         assert interaction.guild is not None
@@ -64,9 +73,16 @@ class FeedCommands(commands.GroupCog, group_name="feed"):
         if lacking:
             raise FeedError(lacking)
         found = await self.bot.db(
-            add_feed, self.bot.engine, interaction.guild.id, channel.id, topic, interaction.user.id
+            add_feed,
+            self.bot.engine,
+            interaction.guild.id,
+            channel.id,
+            topic,
+            interaction.user.id,
+            post_format,
         )
-        await reply(interaction, f"{channel.mention} now gets **{clean(found.name, 200)}**.")
+        shape = f" ({post_format})" if post_format else ""
+        await reply(interaction, f"{channel.mention} now gets **{clean(found.name, 200)}**{shape}.")
 
     @app_commands.command(name="remove")
     @app_commands.describe(channel="The channel", topic="The topic it follows")
@@ -89,7 +105,7 @@ class FeedCommands(commands.GroupCog, group_name="feed"):
             await reply(interaction, "No feeds here yet: /feed add.")
             return
         lines = [
-            f"<#{f.feed.channel_id}> · {clean(f.topic.name, 100)}"
+            f"<#{f.feed.channel_id}> · {clean(f.topic.name, 100)} · {f.feed.post_format}"
             + (
                 f" · **stopped**: {clean(f.feed.disabled_reason, 200)}"
                 if f.feed.disabled_reason
