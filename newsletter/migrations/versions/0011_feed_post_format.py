@@ -1,7 +1,7 @@
 """how each channel feed posts: compact (the new default) or full; existing feeds stay full
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-02
 
 Feeds added from now on post a compact list. A feed that existed before the upgrade keeps
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
