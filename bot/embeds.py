@@ -191,7 +191,8 @@ class _Packer:
         self.reserve = reserve + 1  # and its line break
 
     def _kept(self) -> int:
-        return self.reserve if len(self.messages) == COMPACT_MESSAGES else 0
+        """Room for the "N more" line in whichever embed turns out to be the last."""
+        return self.reserve
 
     def _size(self) -> int:
         return sum(len(e.get("title", "")) + len(e["description"]) for e in self.messages[-1])

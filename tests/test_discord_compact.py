@@ -124,6 +124,7 @@ async def test_hostile_titles_stay_inert_in_the_compact_list(
 async def test_a_dm_is_compact_with_a_titled_list_per_topic(
     engine: Engine, standin: DiscordStandIn, http: discord.http.HTTPClient
 ) -> None:
+    standin.add_member(GUILD, 42)  # a DM reaches only someone who shares a server
     subscribe(engine, Who(discord_user_id=42), "reinforcement-learning")
     subscribe(engine, Who(discord_user_id=42), "agents")
     set_dm(engine, 42, True)

@@ -122,7 +122,7 @@ def many_short_papers(engine: Engine) -> int:
 async def test_a_post_of_many_short_papers_and_a_long_title_is_taken_by_discord(
     engine: Engine, standin: DiscordStandIn, http: discord.http.HTTPClient
 ) -> None:
-    add_feed(engine, GUILD, CHANNEL, "zzqx", added_by=ADMIN)
+    add_feed(engine, GUILD, CHANNEL, "zzqx", added_by=ADMIN, post_format="full")
     assert queue_posts(engine, many_short_papers(engine), CLOCK) == 1
     summary = await post_due(engine, RestPosts(http), clock=Clock())
     assert (summary.sent, summary.failed, standin.refused) == (1, 0, [])
