@@ -38,7 +38,14 @@ def test_the_ingest_bench_runs_and_reports_its_rates() -> None:
     assert "papers/s" in printed
 
 
-@pytest.mark.parametrize("script", ["match.py", "ingest.py", "mail.py", "discord.py"])
+def test_the_embedding_bench_runs_and_reports_both_figures() -> None:
+    day = DATA / "labels" / "days" / "2024-06-17.json"
+    printed = _run("embed.py", "--papers", "8", "--topics", "50", str(day))
+    assert "embedding: 8 papers" in printed
+    assert "similarity: 8 papers x 50 topics" in printed
+
+
+@pytest.mark.parametrize("script", ["match.py", "ingest.py", "mail.py", "discord.py", "embed.py"])
 def test_every_bench_script_imports_from_its_own_folder(script: str) -> None:
     """A script named like a standard module (bench/email.py was) breaks its neighbours."""
     _run(script, "--help")
