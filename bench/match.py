@@ -16,6 +16,7 @@ each catalogue topic takes, which says whether a topic floods its readers. Run b
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -31,6 +32,9 @@ from sqlmodel import Session, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The keyword path: embedding costs are bench/embed.py's (1,000 generated papers would take
+# most of a minute to embed and say nothing about matching).
+os.environ.setdefault("PAPERBOY_EMBEDDING_MODEL", "none")
 
 from ingest import capture, generate  # noqa: E402
 

@@ -27,7 +27,7 @@ from newsletter.feeds import queue_posts
 from newsletter.inbox import digest_files, read_digest
 from newsletter.ingest import IngestResult, Outcome
 from newsletter.intake import take_digest
-from newsletter.matcher import explain
+from newsletter.matcher import LIKE, explain
 from newsletter.models import utcnow
 from newsletter.optin import EmailStatus
 from newsletter.pipeline import PaperHit, latest_digest_id, match_digest, match_query
@@ -382,7 +382,9 @@ def subscriptions(email: EmailOption = None, discord: DiscordOption = None) -> N
 
 def _highlighted(text: str, hit: PaperHit, limit: int | None = None, style: str = "") -> Text:
     """The text with the words that made the match in bold yellow, cut to `limit` characters."""
-    wanted = {word for term in hit.terms if not term.startswith("cat:") for word in stems(term)}
+    wanted = {
+        word for term in hit.terms if not term.startswith(("cat:", LIKE)) for word in stems(term)
+    }
     cut = text if limit is None or len(text) <= limit else text[:limit] + "…"
     shown = Text(cut, style=style)
     for word, start, end in spans(shown.plain):

@@ -10,6 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from newsletter.cli_common import EXIT_BAD_INPUT, err, fail, out
+from newsletter.config import get_settings
+from newsletter.embedding.semantic import topic_space
 from newsletter.inbox import digest_files, read_digest
 from newsletter.quality import MACRO_MIN_RELEVANT, Labels, LabelsError, Scores, load_labels, measure
 from newsletter.sources import DigestError
@@ -85,6 +87,12 @@ def quality(
             name, str(topic.ours.relevant), *_cells(topic.ours), *_cells(topic.naive), style=style
         )
     out.print(table)
+    space = topic_space(get_settings().embedding_model)
+    out.print(
+        f"semantic matching on ({space.embedder.model_id})"
+        if space
+        else "semantic matching off: the queries alone (see PAPERBOY_EMBEDDING_MODEL)"
+    )
     out.print(
         f"macro F1 {report.macro():.3f}, naive {report.macro(naive=True):.3f} "
         f"(topics with at least {MACRO_MIN_RELEVANT} relevant papers; dim rows are left out)"

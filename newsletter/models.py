@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -94,6 +95,21 @@ class DigestPaper(SQLModel, table=True):
     position: int
     announce_type: str | None = Field(default=None, sa_column=Column(String(32)))
     upvotes: int | None = None
+
+
+class PaperEmbedding(SQLModel, table=True):
+    """A paper's title-and-abstract vector (float32 bytes), computed once when it is first
+    matched. `model` names the model and its file's digest: a vector from another model is
+    recomputed, never compared with this one's."""
+
+    __tablename__ = "paper_embedding"
+
+    paper_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("paper.id", ondelete="CASCADE"), primary_key=True)
+    )
+    model: str = Field(sa_column=Column(String(200), nullable=False))
+    dimension: int
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class Topic(SQLModel, table=True):

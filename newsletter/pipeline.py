@@ -15,7 +15,10 @@ from datetime import datetime
 from sqlalchemy import Engine, delete, func, literal, union_all
 from sqlmodel import Session, col, select
 
+from newsletter.config import get_settings
 from newsletter.db import writing
+from newsletter.embedding.semantic import Evidence, TopicSpace, combine, topic_space
+from newsletter.embedding.store import paper_vectors
 from newsletter.feeds import queue_posts
 from newsletter.matcher import DigestIndex, Hit
 from newsletter.models import (
@@ -127,16 +130,38 @@ def match_recent(session: Session, topic: Topic, since: datetime) -> None:
     )
 
 
+def _evidence(engine: Engine, digest_id: int) -> tuple[TopicSpace, Evidence] | None:
+    """The digest's semantic evidence, its papers embedded first where they are not yet (out
+    of the write transaction: the model takes most of a minute for 1,000 papers)."""
+    space = topic_space(get_settings().embedding_model)
+    if space is None:
+        return None
+    with Session(engine) as session:
+        papers = _papers(session, digest_id)
+    return space, space.evidence(paper_vectors(engine, papers, space.embedder))
+
+
+def _hits(
+    index: DigestIndex, topic: Topic, semantic: tuple[TopicSpace, Evidence] | None
+) -> list[Hit]:
+    """A topic's matches: its query's, or with a calibrated topic its query's evidence and
+    the semantic evidence combined against the topic's calibrated threshold."""
+    threshold = semantic[0].threshold(topic.slug) if semantic and topic.builtin else None
+    if semantic is None or threshold is None or topic.slug is None:
+        return index.match(topic_node(topic), topic.min_score)
+    return combine(index.match(topic_node(topic)), semantic[1], topic.slug, threshold, index.size)
+
+
 def match_digest(engine: Engine, digest_id: int) -> list[TopicMatches]:
     """Match a digest against every topic and store the matches, replacing earlier ones."""
+    semantic = _evidence(engine, digest_id)
     with Session(writing(engine), expire_on_commit=False) as session, session.begin():
         sync_catalogue(session)
         papers = _papers(session, digest_id)
         topics = list(session.exec(select(Topic).order_by(col(Topic.id))))
         index = _index(papers)
         results = [
-            TopicMatches(topic, _resolve(papers, index.match(topic_node(topic), topic.min_score)))
-            for topic in topics
+            TopicMatches(topic, _resolve(papers, _hits(index, topic, semantic))) for topic in topics
         ]
         session.execute(delete(PaperMatch).where(col(PaperMatch.digest_id) == digest_id))
         stored = _store(session, digest_id, results)

@@ -27,6 +27,13 @@ from newsletter.topics import CatalogueTopic, find_catalogue_topic
 # Topics with fewer relevant papers than this are shown but left out of the macro F1: one
 # paper more or less swings their figures from 0 to 1.
 MACRO_MIN_RELEVANT = 3
+# The dev labels file whose every third day is held out: never fitted or tuned on.
+HELD_OUT_FILE = "dev-hf-2.json"
+
+
+def held_out_day(labels_name: str, day_index: int) -> bool:
+    """The held-out part of the dev labels: days 2, 5, 8, ... of `dev-hf-2.json`'s `days`."""
+    return labels_name == HELD_OUT_FILE and day_index % 3 == 2
 
 
 class LabelsError(ValueError):

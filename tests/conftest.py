@@ -15,6 +15,10 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from newsletter.db import open_database
 from tests.discord_standin import DiscordStandIn
 
+# Semantic matching embeds every new paper (about 30 ms each on two cores): tests that are not
+# about it match on the query alone; tests/test_semantic.py and the quality figures turn it on.
+os.environ.setdefault("PAPERBOY_EMBEDDING_MODEL", "none")
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 SEED = ROOT / "seeds" / "000_c5e999339737264f.txt"

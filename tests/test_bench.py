@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 
 import pytest
 
+from newsletter.embedding import DEFAULT_MODEL
 from tests.conftest import DATA, ROOT
 
 
-def _run(script: str, *args: str) -> str:
+def _run(script: str, *args: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / script), *args],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=ROOT / "bench",  # where a script's name could shadow a standard module
+        env={**os.environ, **(env or {})},
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -68,8 +71,17 @@ def test_the_discord_bench_runs_both_formats_and_the_compact_one_posts_one_messa
     assert float(messages[1][1]) > float(messages[0][1])  # full takes more messages
 
 
+def test_the_embedding_bench_runs_and_reports_both_figures() -> None:
+    day = DATA / "labels" / "days" / "2024-06-17.json"
+    model = {"PAPERBOY_EMBEDDING_MODEL": DEFAULT_MODEL}  # the suite turns it off elsewhere
+    printed = _run("embed.py", "--papers", "8", "--topics", "50", str(day), env=model)
+    assert "embedding: 8 papers" in printed
+    assert "similarity: 8 papers x 50 topics" in printed
+
+
 @pytest.mark.parametrize(
-    "script", ["match.py", "ingest.py", "mail.py", "discord.py", "fuzz.py", "leases.py"]
+    "script",
+    ["match.py", "ingest.py", "mail.py", "discord.py", "fuzz.py", "leases.py", "embed.py"],
 )
 def test_every_bench_script_imports_from_its_own_folder(script: str) -> None:
     """A script named like a standard module (bench/email.py was) breaks its neighbours."""

