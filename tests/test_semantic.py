@@ -112,6 +112,7 @@ def test_without_the_model_matching_goes_on_with_the_queries(
     monkeypatch.setenv(SETTING, "no_such_model_package")
     get_settings.cache_clear()
     load_embedder.cache_clear()
+    topic_space.cache_clear()  # keyed by the setting: another test may have cached this one
     with caplog.at_level(logging.WARNING):
         matched = match_digest(engine, digest)
         match_digest(engine, digest)
