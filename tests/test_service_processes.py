@@ -94,7 +94,9 @@ def services(folder: Path, environment: dict[str, str]) -> Iterator[Callable[...
 
 def service_environment(folder: Path, database_url: str, **settings: str) -> dict[str, str]:
     """This process's environment without any PAPERBOY_ setting of the developer's, plus
-    the database, the folders and one-second intervals."""
+    the database, the folders and one-second intervals. Semantic matching is off: embedding
+    a digest's papers on a loaded 2-core machine takes longer than these tests' waits, and
+    what they measure is the service's own latency (tests/test_semantic.py covers the model)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PAPERBOY_")}
     return environment | {
         "PYTHONUNBUFFERED": "1",
@@ -103,6 +105,7 @@ def service_environment(folder: Path, database_url: str, **settings: str) -> dic
         "PAPERBOY_OUTBOX_DIR": str(folder / "outbox"),
         "PAPERBOY_POLL_SECONDS": str(POLL),
         "PAPERBOY_SECRET_KEY": "service-processes-test-secret-key-32",
+        "PAPERBOY_EMBEDDING_MODEL": "none",
         **{f"PAPERBOY_{name.upper()}": value for name, value in settings.items()},
     }
 
